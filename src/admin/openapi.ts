@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import { createTenantInput } from '../tenants/service.js';
+import { createResourceInput } from '../resources/service.js';
+import { createClientInput } from '../clients/service.js';
+import { KEY_ALGORITHMS } from '../keys/lifecycle.js';
+import { ADMIN_AUDIENCE, ADMIN_SCOPE } from './auth.js';
+
+const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+const json = (ref: string) => ({ content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } });
+const ok = (description: string, ref?: string) => ({ description, ...(ref ? json(ref) : {}) });
+const errors = {
+  '400': ok('invalid_request: the body or a parameter is invalid', 'Error'),
+  '401': ok('invalid_token: missing, invalid or expired access token', 'Error'),
+  '403': ok('insufficient_scope: the token lacks the admin scope', 'Error'),
+  '404': ok('not_found: unknown tenant, key, client or path', 'Error'),
+  '409': ok('conflict: duplicate or state conflict', 'Error'),
+  '413': ok('request body too large', 'Error'),
+};
+const tenantParam = { name: 'tenant', in: 'path', required: true, schema: { type: 'string' } };
+const op = (summary: string, response: string, extra: Record<string, unknown> = {}) => ({
+  summary,
+  ...extra,
+  responses: { '200': ok(summary, response), ...errors },
+});
+const create = (summary: string, input: string, response: string, params: unknown[] = []) => ({
+  summary,
+  parameters: params,
+  requestBody: { required: true, ...json(input) },
+  responses: { '201': ok('created', response), ...errors },
+});
+
+/** The admin API's OpenAPI 3.1 description, served at /admin/openapi.json. */
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Bulkhead admin API',
+    version: '1',
+    description: `Authenticate with an access token from the system tenant's token endpoint (client credentials, resource=${ADMIN_AUDIENCE}, scope=${ADMIN_SCOPE}).`,
+  },
+  security: [{ bearer: [] }],
+  paths: {
+    '/admin/tenants': {
+      get: op('List tenants', 'TenantList'),
+      post: create('Create a tenant (and its first signing keys)', 'CreateTenant', 'Tenant'),
+    },
+    '/admin/tenants/{tenant}': { get: op('Show a tenant', 'Tenant', { parameters: [tenantParam] }) },
+    '/admin/tenants/{tenant}/suspend': { post: op('Suspend a tenant: it issues nothing, its JWKS stays published', 'Tenant', { parameters: [tenantParam] }) },
+    '/admin/tenants/{tenant}/resume': { post: op('Resume a suspended tenant', 'Tenant', { parameters: [tenantParam] }) },
+    '/admin/tenants/{tenant}/keys': { get: op("List a tenant's signing keys (no key material)", 'KeyList', { parameters: [tenantParam] }) },
+    '/admin/tenants/{tenant}/keys/rotate': {
+      post: op('Rotate: the pre-published pending key signs, the active key retires', 'KeyChange', {
+        parameters: [tenantParam],
+        requestBody: { required: false, ...json('RotateKey') },
+      }),
+    },
+    '/admin/tenants/{tenant}/keys/{kid}/revoke': {
+      post: op('Revoke a key: removed from JWKS at once; revoking the active key promotes another', 'KeyChange', {
+        parameters: [tenantParam, { name: 'kid', in: 'path', required: true, schema: { type: 'string' } }],
+      }),
+    },
+    '/admin/tenants/{tenant}/resources': {
+      get: op('List resources', 'ResourceList', { parameters: [tenantParam] }),
+      post: create('Register a resource (RFC 8707 resource indicator) and its scopes', 'CreateResource', 'Resource', [tenantParam]),
+    },
+    '/admin/tenants/{tenant}/clients': {
+      get: op('List clients', 'ClientList', { parameters: [tenantParam] }),
+      post: create('Register a client; the secret is returned once', 'CreateClient', 'Client', [tenantParam]),
+    },
+    '/admin/tenants/{tenant}/clients/{client_id}': {
+      get: op('Show a client', 'Client', { parameters: [tenantParam, { name: 'client_id', in: 'path', required: true, schema: { type: 'string' } }] }),
+    },
+    '/admin/tenants/{tenant}/clients/{client_id}/rotate-secret': {
+      post: op('Replace the secret; the new one is returned once', 'Client', { parameters: [tenantParam, { name: 'client_id', in: 'path', required: true, schema: { type: 'string' } }] }),
+    },
+    '/admin/tenants/{tenant}/clients/{client_id}/disable': {
+      post: op('Disable a client', 'Client', { parameters: [tenantParam, { name: 'client_id', in: 'path', required: true, schema: { type: 'string' } }] }),
+    },
+  },
+  components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+    schemas: {
+      Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, error_description: { type: 'string' } } },
+      CreateTenant: schema(createTenantInput),
+      CreateResource: schema(createResourceInput),
+      CreateClient: schema(createClientInput),
+      RotateKey: { type: 'object', properties: { alg: { enum: [...KEY_ALGORITHMS] } }, additionalProperties: false },
+      Tenant: {
+        type: 'object',
+        properties: { id: { type: 'string' }, name: { type: 'string' }, status: { enum: ['active', 'suspended'] }, token_ttl: { type: 'integer' }, created_at: { type: 'string' }, updated_at: { type: 'string' } },
+      },
+      TenantList: { type: 'object', properties: { tenants: { type: 'array', items: { $ref: '#/components/schemas/Tenant' } } } },
+      Key: {
+        type: 'object',
+        properties: {
+          kid: { type: 'string' }, alg: { type: 'string' }, status: { enum: ['pending', 'active', 'retired', 'revoked'] }, published: { type: 'boolean' },
+          created_at: { type: 'string' }, activated_at: { type: ['string', 'null'] }, retired_at: { type: ['string', 'null'] },
+          publish_until: { type: ['string', 'null'] }, revoked_at: { type: ['string', 'null'] },
+        },
+      },
+      KeyList: { type: 'object', properties: { keys: { type: 'array', items: { $ref: '#/components/schemas/Key' } } } },
+      KeyChange: { type: 'object', properties: { keys: { type: 'array', items: { $ref: '#/components/schemas/Key' } } } },
+      Resource: { type: 'object', properties: { id: { type: 'string' }, uri: { type: 'string' }, scopes: { type: 'array', items: { type: 'string' } }, token_ttl: { type: ['integer', 'null'] }, created_at: { type: 'string' } } },
+      ResourceList: { type: 'object', properties: { resources: { type: 'array', items: { $ref: '#/components/schemas/Resource' } } } },
+      Client: {
+        type: 'object',
+        properties: {
+          client_id: { type: 'string' }, name: { type: 'string' }, kind: { enum: ['service', 'agent'] }, token_endpoint_auth_method: { type: 'string' },
+          scopes: { type: 'array', items: { type: 'string' } }, resources: { type: 'array', items: { type: 'string' } },
+          grant_types: { type: 'array', items: { type: 'string' } }, token_ttl: { type: ['integer', 'null'] }, status: { enum: ['active', 'disabled'] },
+          created_at: { type: 'string' }, client_secret: { type: 'string', description: 'only in create and rotate-secret responses' },
+        },
+      },
+      ClientList: { type: 'object', properties: { clients: { type: 'array', items: { $ref: '#/components/schemas/Client' } } } },
+    },
+  },
+} as const;

@@ -1,0 +1,91 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import type { ParameterizedContext } from 'koa';
+import type { Services } from '../services.js';
+import { readJson } from '../http/body.js';
+import { parseInput } from '../shared/validate.js';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from '../keys/lifecycle.js';
+import { requireAdmin } from './auth.js';
+import { openApiDocument } from './openapi.js';
+
+/**
+ * The admin HTTP API: JSON in and out, snake_case, every body validated with zod by the service
+ * it reaches. Routes are thin: authenticate, read input, call one service function, answer.
+ */
+export function adminRouter(services: Services, opts: { maxBodyBytes: number }): Router {
+  const router = new Router({ prefix: '/admin' });
+  const body = (ctx: ParameterizedContext) => readJson(ctx, opts.maxBodyBytes);
+  const tenantOf = async (ctx: ParameterizedContext) => (await services.tenants.get(String(ctx.params.tenant))).id;
+  const created = (ctx: ParameterizedContext, value: unknown) => {
+    ctx.status = 201;
+    ctx.body = value;
+  };
+
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = openApiDocument;
+  });
+
+  router.use(requireAdmin(services.issuers));
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
+
+  // Tenants
+  router.post('/tenants', async (ctx) => created(ctx, await services.tenants.create(await body(ctx))));
+  router.get('/tenants', async (ctx) => {
+    ctx.body = { tenants: await services.tenants.list() };
+  });
+  router.get('/tenants/:tenant', async (ctx) => {
+    ctx.body = await services.tenants.get(ctx.params.tenant!);
+  });
+  router.post('/tenants/:tenant/suspend', async (ctx) => {
+    ctx.body = await services.tenants.setStatus(await tenantOf(ctx), 'suspended');
+  });
+  router.post('/tenants/:tenant/resume', async (ctx) => {
+    ctx.body = await services.tenants.setStatus(await tenantOf(ctx), 'active');
+  });
+
+  // Keys
+  router.get('/tenants/:tenant/keys', async (ctx) => {
+    ctx.body = { keys: await services.keys.list(await tenantOf(ctx)) };
+  });
+  const rotateInput = z.object({ alg: z.enum(KEY_ALGORITHMS).optional() }).strict();
+  router.post('/tenants/:tenant/keys/rotate', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    const input = parseInput(rotateInput, await body(ctx));
+    ctx.body = await services.keys.rotate(tenant, input.alg as KeyAlgorithm | undefined);
+  });
+  router.post('/tenants/:tenant/keys/:kid/revoke', async (ctx) => {
+    ctx.body = await services.keys.revoke(await tenantOf(ctx), ctx.params.kid!);
+  });
+
+  // Resources
+  router.post('/tenants/:tenant/resources', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    created(ctx, await services.resources.create(tenant, await body(ctx)));
+  });
+  router.get('/tenants/:tenant/resources', async (ctx) => {
+    ctx.body = { resources: await services.resources.list(await tenantOf(ctx)) };
+  });
+
+  // Clients
+  router.post('/tenants/:tenant/clients', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    created(ctx, await services.clients.create(tenant, await body(ctx)));
+  });
+  router.get('/tenants/:tenant/clients', async (ctx) => {
+    ctx.body = { clients: await services.clients.list(await tenantOf(ctx)) };
+  });
+  router.get('/tenants/:tenant/clients/:client', async (ctx) => {
+    ctx.body = await services.clients.get(await tenantOf(ctx), ctx.params.client!);
+  });
+  router.post('/tenants/:tenant/clients/:client/rotate-secret', async (ctx) => {
+    ctx.body = await services.clients.rotateSecret(await tenantOf(ctx), ctx.params.client!);
+  });
+  router.post('/tenants/:tenant/clients/:client/disable', async (ctx) => {
+    ctx.body = await services.clients.disable(await tenantOf(ctx), ctx.params.client!);
+  });
+
+  return router;
+}

@@ -1,0 +1,140 @@
+import Koa, { type Middleware } from 'koa';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Services } from '../services.js';
+import { BulkheadError, NotFound } from '../shared/errors.js';
+import { adminRouter } from '../admin/routes.js';
+import { tenantDispatcher } from '../issuer/dispatcher.js';
+import { pendingMigrations } from '../db/migrator.js';
+import { routeClass, type Metrics } from './metrics.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Request id, latency metric and one log line per request: method, path (no query), status. */
+function observe(metrics: Metrics, logger: Logger): Middleware {
+  return async function observeRequest(ctx, next) {
+    const started = process.hrtime.bigint();
+    const inbound = ctx.get('x-request-id');
+    const id = REQUEST_ID.test(inbound) ? inbound : randomUUID();
+    ctx.state.requestId = id;
+    ctx.set('X-Request-Id', id);
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = routeClass(ctx.path);
+      metrics.latency.observe({ route, method: ctx.method, status: String(ctx.status) }, seconds);
+      logger.info({
+        req_id: id,
+        method: ctx.method,
+        path: ctx.path,
+        status: ctx.status,
+        ms: Math.round(seconds * 1e4) / 10,
+        tenant: ctx.state.tenantId,
+        error: ctx.status >= 400 ? (ctx.body as { error?: string } | undefined)?.error : undefined,
+      }, 'request');
+    }
+  };
+}
+
+/** Database unreachable: a 503 the caller may retry, never a 500 with internals. */
+function isDatabaseDown(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; message?: string };
+  return (
+    e?.name === 'PrismaClientInitializationError' ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300', 'P1001', 'P1017'].includes(String(e?.code))
+  );
+}
+
+/**
+ * Serialises every error as `{ error, error_description }`. Bulkhead errors keep their status;
+ * client errors raised by Koa itself (e.g. a malformed URL) stay 4xx; everything else is logged
+ * here and becomes a bare `server_error`, with no detail or stack reaching the client.
+ */
+function errors(logger: Logger): Middleware {
+  return async function serialiseErrors(ctx, next) {
+    try {
+      await next();
+    } catch (err) {
+      ctx.set('Cache-Control', 'no-store');
+      if (err instanceof BulkheadError) {
+        ctx.status = err.status;
+        ctx.body = err.toJSON();
+        return;
+      }
+      const e = err as { status?: number; expose?: boolean; message?: string };
+      if (err instanceof URIError || (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose)) {
+        ctx.status = err instanceof URIError ? 400 : e.status!;
+        ctx.body = { error: 'invalid_request', error_description: err instanceof URIError ? 'malformed URL' : String(e.message) };
+        return;
+      }
+      if (isDatabaseDown(err)) {
+        logger.error({ req_id: ctx.state.requestId, err: { message: e.message } }, 'database unavailable');
+        ctx.status = 503;
+        ctx.set('Retry-After', '5');
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
+        return;
+      }
+      logger.error({ req_id: ctx.state.requestId, err }, 'unhandled error');
+      ctx.status = 500;
+      ctx.body = { error: 'server_error', error_description: 'an unexpected error occurred' };
+    }
+  };
+}
+
+function securityHeaders(): Middleware {
+  return async function setSecurityHeaders(ctx, next) {
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    ctx.set('X-Frame-Options', 'DENY');
+    await next();
+  };
+}
+
+function health(services: Services, metrics: Metrics): Middleware {
+  return async function healthEndpoints(ctx, next) {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    switch (ctx.path) {
+      case '/healthz':
+        ctx.body = { status: 'ok' };
+        return undefined;
+      case '/readyz': {
+        ctx.set('Cache-Control', 'no-store');
+        try {
+          const pending = await pendingMigrations(services.db.driver);
+          ctx.status = pending.length ? 503 : 200;
+          ctx.body = pending.length ? { status: 'migrations pending', pending } : { status: 'ready' };
+        } catch {
+          ctx.status = 503;
+          ctx.body = { status: 'database unreachable' };
+        }
+        return undefined;
+      }
+      case '/metrics':
+        ctx.type = metrics.registry.contentType;
+        ctx.body = await metrics.registry.metrics();
+        return undefined;
+      default:
+        return next();
+    }
+  };
+}
+
+/** Assembles the broker: observation, errors, health, admin API, tenant issuers, 404. */
+export function createApp(services: Services, metrics: Metrics, logger: Logger): Koa {
+  const app = new Koa();
+  app.silent = true;
+  app.on('error', (err) => logger.debug({ err: { message: (err as Error).message } }, 'koa error'));
+  const admin = adminRouter(services, { maxBodyBytes: services.config.maxBodyBytes });
+  app.use(observe(metrics, logger));
+  app.use(errors(logger));
+  app.use(securityHeaders());
+  app.use(health(services, metrics));
+  app.use(admin.routes());
+  app.use(admin.allowedMethods({ throw: false }));
+  app.use(tenantDispatcher({ registry: services.issuers, publicUrl: services.config.publicUrl, maxBodyBytes: services.config.maxBodyBytes }));
+  app.use(async function notFound() {
+    throw new NotFound('not found');
+  });
+  return app;
+}

@@ -1,0 +1,108 @@
+import compose from 'koa-compose';
+import type { Middleware, ParameterizedContext } from 'koa';
+import type { Provider } from 'oidc-provider';
+import { TENANT_ID } from '../shared/ids.js';
+import { NotFound, PayloadTooLarge } from '../shared/errors.js';
+import { publishedKeys } from '../keys/lifecycle.js';
+import type { IssuerRegistry } from './registry.js';
+import type { IssuerContext } from './context.js';
+
+/**
+ * Routes `/t/<tenant>/...` (and RFC 8414's `/.well-known/oauth-authorization-server/t/<tenant>`)
+ * to that tenant's issuer. This is where the tenant boundary is first drawn: the tenant comes
+ * from the path, the issuer built for it holds only its keys and clients, and nothing outside the
+ * short list of routes below reaches oidc-provider. Unknown tenants and unknown routes get the
+ * same 404 as any unknown path.
+ */
+
+const ROUTES: Record<string, 'discovery' | 'token' | 'jwks'> = {
+  '/.well-known/openid-configuration': 'discovery',
+  '/.well-known/oauth-authorization-server': 'discovery',
+  '/token': 'token',
+  '/jwks': 'jwks',
+};
+
+/** Metadata members for endpoints Bulkhead does not serve (no browser flows, no userinfo). */
+const UNSERVED_METADATA = [
+  'authorization_endpoint', 'claims_parameter_supported', 'claims_supported', 'code_challenge_methods_supported',
+  'end_session_endpoint', 'id_token_signing_alg_values_supported', 'request_parameter_supported',
+  'request_uri_parameter_supported', 'require_request_uri_registration', 'response_modes_supported',
+  'subject_types_supported', 'userinfo_endpoint', 'claim_types_supported', 'pushed_authorization_request_endpoint',
+  'authorization_response_iss_parameter_supported', 'registration_endpoint', 'scopes_supported',
+];
+
+interface Route {
+  tenantId: string;
+  rest: string;
+}
+
+/** `/t/acme/token` → { tenantId: 'acme', rest: '/token' }; RFC 8414 path insertion too. */
+export function parseTenantPath(path: string): Route | undefined {
+  const wk = '/.well-known/oauth-authorization-server/t/';
+  if (path.startsWith(wk)) {
+    const tenantId = path.slice(wk.length);
+    return TENANT_ID.test(tenantId) ? { tenantId, rest: '/.well-known/oauth-authorization-server' } : undefined;
+  }
+  const m = /^\/t\/([^/]+)(\/.*)$/.exec(path);
+  if (!m || !TENANT_ID.test(m[1]!)) return undefined;
+  return { tenantId: m[1]!, rest: m[2]! };
+}
+
+type Downstream = (ctx: ParameterizedContext, next: () => Promise<void>) => Promise<void>;
+const composed = new WeakMap<Provider, Downstream>();
+/** oidc-provider is a Koa app; run its middleware on our context, as koa-mount does. */
+function providerMiddleware(provider: Provider): Downstream {
+  let mw = composed.get(provider);
+  if (!mw) composed.set(provider, (mw = compose(provider.middleware as never) as unknown as Downstream));
+  return mw;
+}
+
+function serveJwks(ctx: ParameterizedContext, issuer: IssuerContext): void {
+  ctx.set('Cache-Control', 'public, max-age=60');
+  ctx.type = 'application/jwk-set+json';
+  ctx.body = { keys: publishedKeys(issuer.keys, new Date()).map((k) => k.publicJwk) };
+}
+
+export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: string; maxBodyBytes: number }): Middleware {
+  const origin = new URL(opts.publicUrl);
+  return async function dispatchToTenantIssuer(ctx, next) {
+    const route = parseTenantPath(ctx.path);
+    if (!route) return next();
+    const kind = ROUTES[route.rest];
+    if (!kind) throw new NotFound('not found');
+    const issuer = await opts.registry.get(route.tenantId);
+    if (!issuer) throw new NotFound('not found');
+    ctx.state.tenantId = route.tenantId;
+
+    if (kind === 'jwks') {
+      if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw new NotFound('not found');
+      return serveJwks(ctx, issuer);
+    }
+    if (ctx.request.length !== undefined && ctx.request.length > opts.maxBodyBytes) {
+      throw new PayloadTooLarge(`request body must not exceed ${opts.maxBodyBytes} bytes`);
+    }
+
+    // oidc-provider builds endpoint URLs from the request; make them the public ones, whatever
+    // Host header this request came with.
+    Object.defineProperty(ctx.request, 'origin', { value: origin.origin, configurable: true });
+    Object.defineProperty(ctx.request, 'protocol', { value: origin.protocol.slice(0, -1), configurable: true });
+    Object.defineProperty(ctx.request, 'host', { value: origin.host, configurable: true });
+
+    const mountPath = `/t/${route.tenantId}`;
+    const prev = ctx.path;
+    ctx.path = route.rest;
+    (ctx as { mountPath?: string }).mountPath = mountPath;
+    try {
+      await providerMiddleware(issuer.provider)(ctx, async () => {});
+    } finally {
+      ctx.path = prev;
+    }
+    if (ctx.status === 404 && !ctx.body) throw new NotFound('not found');
+    if (kind === 'discovery' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      const body = { ...(ctx.body as Record<string, unknown>) };
+      for (const k of UNSERVED_METADATA) delete body[k];
+      body.response_types_supported = [];
+      ctx.body = body;
+    }
+  };
+}

@@ -1,0 +1,31 @@
+import type { Config } from './config/index.js';
+import type { Database } from './db/index.js';
+import { loadKek } from './keys/kek.js';
+import { createKeyService } from './keys/service.js';
+import { createTenantService } from './tenants/service.js';
+import { createResourceService } from './resources/service.js';
+import { createClientService } from './clients/service.js';
+import { createSecretVerifier } from './clients/secrets.js';
+import { createIssuerRegistry } from './issuer/registry.js';
+import type { IssuerObserver } from './issuer/provider.js';
+import { localChangeEvents } from './shared/changes.js';
+import { memoryReplayStore } from './shared/replay.js';
+
+/**
+ * The composition root: one instance of every domain service over one database. The HTTP app,
+ * the admin API and the CLI (through the admin API) all use these and nothing else.
+ */
+export function createServices(config: Config, db: Database, observer?: IssuerObserver) {
+  const changes = localChangeEvents();
+  const kek = loadKek(config);
+  const keys = createKeyService({ prisma: db.prisma, kek, changes });
+  const tenants = createTenantService({ prisma: db.prisma, keys, changes });
+  const resources = createResourceService({ prisma: db.prisma, changes });
+  const clients = createClientService({ prisma: db.prisma, changes });
+  const secrets = createSecretVerifier();
+  const replay = memoryReplayStore();
+  const issuers = createIssuerRegistry({ config, tenants, keys, clients, secrets, replay, changes, observer });
+  return { config, db, changes, keys, tenants, resources, clients, secrets, replay, issuers };
+}
+
+export type Services = ReturnType<typeof createServices>;

@@ -1,0 +1,23 @@
+import { randomBytes } from 'node:crypto';
+
+/** Tenant ids: DNS-label shaped, so they fit in URLs and hostnames. `system` is reserved. */
+export const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const SYSTEM_TENANT = 'system';
+
+/** A scope token per RFC 6749 §3.3 (NQCHAR without space, quote or backslash). */
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/;
+
+/**
+ * An unguessable identifier: 128 random bits, base64url, behind a readable prefix.
+ *
+ * @example
+ * randomId('cl') // 'cl_Qm9vdHN0cmFwcGVkIGl0'
+ */
+export function randomId(prefix: string, bytes = 16): string {
+  return `${prefix}_${randomBytes(bytes).toString('base64url')}`;
+}
+
+/** A client secret: 256 random bits, base64url, with a prefix that secret scanners can match. */
+export function newClientSecret(): string {
+  return `bhs_${randomBytes(32).toString('base64url')}`;
+}
