@@ -35,7 +35,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts a real broker over real HTTP on a free port, on PGlite or a fresh PostgreSQL database. */
-export async function startTestBroker(kind: DbKind = 'pglite', env: Record<string, string> = {}): Promise<TestBroker> {
+export async function startTestBroker(kind: DbKind = 'pglite', env: Record<string, string> = {}, logger?: pino.Logger): Promise<TestBroker> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bulkhead-test-'));
   const port = await freePort();
   const pgdb = kind === 'postgres' ? await freshPostgresDatabase() : undefined;
@@ -49,7 +49,7 @@ export async function startTestBroker(kind: DbKind = 'pglite', env: Record<strin
     ...(pgdb ? { DATABASE_URL: pgdb.url } : {}),
     ...env,
   });
-  const broker = await startBroker(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+  const broker = await startBroker(config, logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
   const url = config.publicUrl;
   let token: string | undefined;
   const t: TestBroker = {
