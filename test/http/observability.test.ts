@@ -32,7 +32,7 @@ describe('health, readiness, metrics and logs', () => {
     try {
       const r = await fetch(`${b.url}/readyz`);
       expect(r.status).toBe(503);
-      expect((await r.json()).status).toBe('migrations pending');
+      expect(((await r.json()) as { status: string }).status).toBe('migrations pending');
     } finally {
       await db.exec(`INSERT INTO "_prisma_migrations" SELECT * FROM "_saved_migrations"; DROP TABLE "_saved_migrations"`);
     }

@@ -102,7 +102,7 @@ describe.each(DATABASES)('client credentials end to end (%s)', (kind) => {
   });
 
   it('serves RFC 8414 metadata at both paths, identical', async () => {
-    const a = await (await fetch(`${b.url}/t/acme/.well-known/openid-configuration`)).json();
+    const a = (await (await fetch(`${b.url}/t/acme/.well-known/openid-configuration`)).json()) as { issuer: string };
     const c = await (await fetch(`${b.url}/.well-known/oauth-authorization-server/t/acme`)).json();
     expect(c).toEqual(a);
     expect(a.issuer).toBe(b.issuer('acme'));

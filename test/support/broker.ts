@@ -80,7 +80,7 @@ export async function startTestBroker(kind: DbKind = 'pglite', env: Record<strin
       });
       const parsed = await res.json().catch(() => undefined);
       if (!res.ok && !opts?.allowError) throw new Error(`${method} ${route} → ${res.status} ${JSON.stringify(parsed)}`);
-      return { status: res.status, body: parsed };
+      return { status: res.status, body: parsed as any };
     },
     async close() {
       await broker.close();
