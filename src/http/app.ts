@@ -6,6 +6,7 @@ import { BulkheadError, NotFound } from '../shared/errors.js';
 import { adminRouter } from '../admin/routes.js';
 import { tenantDispatcher } from '../issuer/dispatcher.js';
 import { pendingMigrations } from '../db/migrator.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import { routeClass, type Metrics } from './metrics.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -37,15 +38,6 @@ function observe(metrics: Metrics, logger: Logger): Middleware {
   };
 }
 
-/** Database unreachable: a 503 the caller may retry, never a 500 with internals. */
-function isDatabaseDown(err: unknown): boolean {
-  const e = err as { code?: string; name?: string; message?: string };
-  return (
-    e?.name === 'PrismaClientInitializationError' ||
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300', 'P1001', 'P1017'].includes(String(e?.code))
-  );
-}
-
 /**
  * Serialises every error as `{ error, error_description }`. Bulkhead errors keep their status;
  * client errors raised by Koa itself (e.g. a malformed URL) stay 4xx; everything else is logged
@@ -68,7 +60,7 @@ function errors(logger: Logger): Middleware {
         ctx.body = { error: 'invalid_request', error_description: err instanceof URIError ? 'malformed URL' : String(e.message) };
         return;
       }
-      if (isDatabaseDown(err)) {
+      if (isDatabaseUnavailable(err)) {
         logger.error({ req_id: ctx.state.requestId, err: { message: e.message } }, 'database unavailable');
         ctx.status = 503;
         ctx.set('Retry-After', '5');

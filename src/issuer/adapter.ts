@@ -1,4 +1,5 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { isDatabaseUnavailable } from '../db/errors.js';
 
 /**
  * oidc-provider's storage adapter for one tenant. Bulkhead keeps nothing in it: clients come
@@ -11,8 +12,13 @@ export function tenantAdapter(findClient: (id: string) => Promise<Record<string,
     constructor(readonly model: string) {}
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      if (this.model === 'Client') return (await findClient(id)) as AdapterPayload | undefined;
-      return undefined;
+      if (this.model !== 'Client') return undefined;
+      try {
+        return (await findClient(id)) as AdapterPayload | undefined;
+      } catch (err) {
+        // The client store is unreachable: a retryable 503, never a 500 with internals.
+        throw isDatabaseUnavailable(err) ? temporarilyUnavailable() : err;
+      }
     }
 
     async upsert(): Promise<void> {}
@@ -22,4 +28,10 @@ export function tenantAdapter(findClient: (id: string) => Promise<Record<string,
     async destroy(): Promise<void> {}
     async revokeByGrantId(): Promise<void> {}
   };
+}
+
+function temporarilyUnavailable(): Error {
+  const err = new errors.TemporarilyUnavailable('the service is temporarily unavailable');
+  Object.assign(err, { status: 503, statusCode: 503 });
+  return err;
 }
