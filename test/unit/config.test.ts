@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 8080, host: '127.0.0.1', publicUrl: 'http://localhost:8080', databaseUrl: undefined, redisUrl: undefined, logLevel: 'info' });
+    expect(c.dataDir).toMatch(/\/data$/);
+    expect(c.keysDir).toMatch(/\/keys$/);
+    expect(loadConfig({ PORT: '9000' }).publicUrl).toBe('http://localhost:9000');
+    expect(loadConfig({ PUBLIC_URL: 'https://auth.example.com/' }).publicUrl).toBe('https://auth.example.com');
+  });
+
+  it('reports one line per problem', () => {
+    try {
+      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', BULKHEAD_MASTER_KEY: 'short', PUBLIC_URL: 'ftp://x', LOG_LEVEL: 'loud' });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      expect(problems).toHaveLength(5);
+      for (const v of ['PORT', 'DATABASE_URL', 'BULKHEAD_MASTER_KEY', 'PUBLIC_URL', 'LOG_LEVEL']) {
+        expect(problems.some((p) => p.startsWith(`invalid ${v}:`))).toBe(true);
+      }
+      expect(problems.join('\n')).not.toContain('short');
+    }
+  });
+});
