@@ -20,6 +20,10 @@ interface Credentials {
 function loadCredentials(opts: AdminClientOptions): Credentials {
   const { BULKHEAD_ADMIN_CLIENT_ID: id, BULKHEAD_ADMIN_CLIENT_SECRET: secret } = opts.env;
   if (id && secret) return { client_id: id, client_secret: secret };
+  // Half a pair is a mistake; silently falling back to the file would hide it.
+  if (id || secret) {
+    throw new CliFailure(`${id ? 'BULKHEAD_ADMIN_CLIENT_ID' : 'BULKHEAD_ADMIN_CLIENT_SECRET'} is set but ${id ? 'BULKHEAD_ADMIN_CLIENT_SECRET' : 'BULKHEAD_ADMIN_CLIENT_ID'} is not: set both, or neither to use ${path.join(opts.keysDir, 'admin-credentials.json')}`);
+  }
   const file = path.join(opts.keysDir, 'admin-credentials.json');
   if (!existsSync(file)) {
     throw new CliFailure(`no admin credentials: ${file} does not exist and BULKHEAD_ADMIN_CLIENT_ID/BULKHEAD_ADMIN_CLIENT_SECRET are not set (run \`bulkhead serve\` once, or set KEYS_DIR)`);
@@ -39,6 +43,9 @@ function loadCredentials(opts: AdminClientOptions): Credentials {
  */
 export function createAdminClient(opts: AdminClientOptions) {
   const base = opts.baseUrl.replace(/\/+$/, '');
+  if (!URL.canParse(base) || !/^https?:$/.test(new URL(base).protocol)) {
+    throw new CliFailure(`BULKHEAD_URL must be an http(s) URL such as http://127.0.0.1:8080, not ${JSON.stringify(opts.baseUrl)}`);
+  }
   let token: string | undefined;
 
   async function send(url: string, init: RequestInit): Promise<Response> {
@@ -78,6 +85,9 @@ export function createAdminClient(opts: AdminClientOptions) {
       const payload = (await res.json().catch(() => undefined)) as (T & { error?: string; error_description?: string }) | undefined;
       if (!res.ok) {
         throw new CliFailure(payload?.error_description ?? `request failed with HTTP ${res.status}`);
+      }
+      if (payload === undefined || payload === null || typeof payload !== 'object') {
+        throw new CliFailure(`${base}/admin${route} did not answer with JSON: is BULKHEAD_URL a Bulkhead broker?`);
       }
       return payload as T;
     },

@@ -4,7 +4,14 @@ import * as path from 'node:path';
 import { createAdminClient, CliFailure, type AdminClient } from './admin-client.js';
 import { record, table } from './table.js';
 import { KEY_ALGORITHMS } from '../keys/lifecycle.js';
-import { AUTH_METHODS, GRANT_TYPES } from '../clients/service.js';
+
+/**
+ * The client service's `AUTH_METHODS` and `GRANT_TYPES`, repeated here because importing that
+ * module loads zod, jose and argon2 and more than doubles the start-up time of every command.
+ * test/cli/cli.test.ts asserts the two stay equal.
+ */
+export const CLI_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+export const CLI_GRANT_TYPES = ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'] as const;
 
 export interface CliIo {
   out(text: string): void;
@@ -12,12 +19,25 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Runs `bulkhead serve` / `migrate`; injected so the CLI module stays light. */
   serve(): Promise<void>;
-  migrate(): Promise<void>;
+  migrate(): Promise<MigrationSummary>;
+}
+
+/** What `bulkhead migrate` reports (snake_case, as every --json document). */
+export interface MigrationSummary {
+  applied: string[];
+  already_applied: string[];
 }
 
 const list = (value: string) => {
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list');
+  return items;
+};
+/** A list whose every item must be one of `allowed` (a usage error otherwise, like `.choices()`). */
+const listOf = (allowed: readonly string[]) => (value: string) => {
+  const items = list(value);
+  const bad = items.filter((i) => !allowed.includes(i));
+  if (bad.length) throw new InvalidArgumentError(`${bad.join(', ')}: allowed values are ${allowed.join(', ')}`);
   return items;
 };
 const seconds = (value: string) => {
@@ -59,7 +79,18 @@ export function buildProgram(io: CliIo): Command {
   const enc = encodeURIComponent;
 
   program.command('serve').description('apply migrations and serve every tenant').action(() => io.serve());
-  program.command('migrate').description('apply pending database migrations and exit').action(() => io.migrate());
+  program
+    .command('migrate')
+    .description('apply pending database migrations and exit')
+    .option('--json', 'print one JSON document')
+    .action(async (o) => {
+      const r = await io.migrate();
+      emit(o, r, () =>
+        r.applied.length
+          ? `applied ${r.applied.length} migration(s): ${r.applied.join(', ')}`
+          : `database is up to date (${r.already_applied.length} migration(s) applied)`,
+      );
+    });
 
   // tenant
   const tenant = group('tenant', 'create, list and suspend tenants');
@@ -131,10 +162,10 @@ export function buildProgram(io: CliIo): Command {
     .requiredOption('--name <name>', 'unique name in the tenant')
     .requiredOption('--scopes <a,b>', 'scopes the client may request', list)
     .requiredOption('--resources <uri,uri>', 'resources the client may request tokens for', list)
-    .addOption(new Option('--auth <method>', 'token endpoint authentication').choices(AUTH_METHODS).default('client_secret_basic'))
+    .addOption(new Option('--auth <method>', 'token endpoint authentication').choices(CLI_AUTH_METHODS).default('client_secret_basic'))
     .option('--jwks <file>', 'public JWKS file (private_key_jwt)')
     .option('--ttl <seconds>', 'upper bound on token lifetime for this client', seconds)
-    .option('--grant-types <a,b>', `grant types (${GRANT_TYPES.join(', ')})`, list)
+    .option('--grant-types <a,b>', `grant types (${CLI_GRANT_TYPES.join(', ')})`, listOf(CLI_GRANT_TYPES))
     .action(async (o) => {
       let jwks: unknown;
       if (o.jwks) {
@@ -185,7 +216,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // `commander.help` is both `bulkhead help` (exit code 0) and the help commander prints
+      // when a command is missing (`bulkhead`, `bulkhead tenant`): the latter is a usage error.
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
       if (err.code === 'commander.executeSubCommandAsync') return 1;
       return 2;
     }

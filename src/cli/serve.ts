@@ -5,6 +5,7 @@ import { migrate } from '../db/migrator.js';
 import { startBroker } from '../server.js';
 import { SYSTEM_TENANT } from '../shared/ids.js';
 import { CliFailure } from './admin-client.js';
+import type { MigrationSummary } from './program.js';
 
 function config(): Config {
   try {
@@ -38,17 +39,13 @@ export async function serve(): Promise<void> {
   await broker.close();
 }
 
-/** `bulkhead migrate`: apply pending migrations and exit. */
-export async function migrateOnly(): Promise<void> {
+/** `bulkhead migrate`: apply pending migrations; the CLI prints the report and exits. */
+export async function migrateOnly(): Promise<MigrationSummary> {
   const cfg = config();
   const db = await openDatabase(cfg);
   try {
     const report = await migrate(db.driver);
-    process.stdout.write(
-      report.applied.length
-        ? `applied ${report.applied.length} migration(s): ${report.applied.join(', ')}\n`
-        : `database is up to date (${report.alreadyApplied.length} migration(s) applied)\n`,
-    );
+    return { applied: report.applied, already_applied: report.alreadyApplied };
   } finally {
     await db.close();
   }
