@@ -1,0 +1,557 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { freePort, startTestBroker, tokenRequest, type TestBroker } from '../support/broker.js';
+import { AUTH_METHODS, GRANT_TYPES } from '../../src/clients/service.js';
+import { CLI_AUTH_METHODS, CLI_GRANT_TYPES } from '../../src/cli/program.js';
+
+/**
+ * The `bulkhead` command line as operators use it: the built `dist/cli/bin.js` run as a real
+ * subprocess against a real broker. `npm test` builds dist/ first; this file builds nothing.
+ * Subprocesses are spawned asynchronously, never with spawnSync: the broker runs in this process
+ * and must keep serving while the CLI waits for it.
+ */
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(ROOT, 'dist/cli/bin.js');
+const MIGRATIONS = readdirSync(path.join(ROOT, 'prisma/migrations'), { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `bulkhead ...args` with only the given environment (plus PATH/HOME). */
+function runBin(args: string[], env: Record<string, string | undefined>): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: os.tmpdir(),
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Keys of every object in a JSON value, at any depth. */
+function allKeys(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(allKeys);
+  if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => [k, ...allKeys(v)]);
+  return [];
+}
+
+/** A `key  value` record as the CLI prints it (keys padded to one width, two spaces, value). */
+function parseRecord(stdout: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of stdout.split('\n')) {
+    const m = /^([a-z_]+) {2,}(.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+/**
+ * An aligned table as the CLI prints it: each cell is cut at the column where its header starts,
+ * so misaligned rows come out garbled and fail the assertions that read them.
+ */
+function parseTable(text: string): { header: string; rows: Record<string, string>[] } {
+  const [header, ...lines] = text.split('\n').filter((l) => l.length > 0);
+  const starts = [...header!.matchAll(/\S+/g)].map((m) => ({ name: m[0].toLowerCase(), at: m.index! }));
+  const rows = lines.map((line) =>
+    Object.fromEntries(starts.map((s, i) => [s.name, line.slice(s.at, starts[i + 1]?.at ?? line.length).trim()])),
+  );
+  return { header: header!.replace(/\s+/g, ' '), rows };
+}
+
+describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
+  let b: TestBroker;
+  let scratch: string;
+  let env: Record<string, string>;
+  const cli = (...args: string[]) => runBin(args, env);
+  const cliEnv = (extra: Record<string, string | undefined>, ...args: string[]) => runBin(args, { ...env, ...extra });
+
+  /** Success with --json: exit 0, nothing on stderr, stdout exactly one JSON document in snake_case. */
+  async function json<T = any>(...args: string[]): Promise<T> {
+    const r = await cli(...args, '--json');
+    expect(r.stderr, `stderr of ${args.join(' ')}`).toBe('');
+    expect(r.code, `exit code of ${args.join(' ')}`).toBe(0);
+    const doc = JSON.parse(r.stdout) as T;
+    for (const k of allKeys(doc)) expect(k).toMatch(/^[a-z][a-z0-9_]*$/);
+    return doc;
+  }
+  /** Success without --json: exit 0, nothing on stderr; returns stdout. */
+  async function human(...args: string[]): Promise<string> {
+    const r = await cli(...args);
+    expect(r.stderr, `stderr of ${args.join(' ')}`).toBe('');
+    expect(r.code, `exit code of ${args.join(' ')}`).toBe(0);
+    expect(() => JSON.parse(r.stdout)).toThrow();
+    return r.stdout;
+  }
+  /** A refused operation: exit 1, nothing on stdout (also with --json), one `bulkhead: ...` line. */
+  async function refused(args: string[], message: RegExp | string, extraEnv: Record<string, string | undefined> = {}) {
+    const variants = [args, [...args, '--json']];
+    const results = await Promise.all(variants.map((v) => cliEnv(extraEnv, ...v)));
+    for (const [i, r] of results.entries()) {
+      const variant = variants[i]!;
+      expect(r.code, `exit code of ${variant.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^bulkhead: /);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      if (typeof message === 'string') expect(r.stderr).toContain(message);
+      else expect(r.stderr).toMatch(message);
+    }
+  }
+  /** A usage error: exit 2, nothing on stdout, commander's message and the --help hint on stderr. */
+  async function usage(args: string[], message: RegExp | string) {
+    // Pointed at a closed port: usage errors are found before any request is made.
+    const r = await cliEnv({ BULKHEAD_URL: `http://127.0.0.1:${await freePort()}` }, ...args);
+    expect(r.code, `exit code of ${args.join(' ')}: ${r.stderr}`).toBe(2);
+    expect(r.stdout).toBe('');
+    if (typeof message === 'string') expect(r.stderr).toContain(message);
+    else expect(r.stderr).toMatch(message);
+    return r;
+  }
+
+  const token = (tenant: string, form: Record<string, string>, basic?: [string, string]) =>
+    tokenRequest(b, tenant, { grant_type: 'client_credentials', ...form }, basic ? { basic } : {});
+  const jwksKids = async (tenant: string) =>
+    ((await (await fetch(`${b.issuer(tenant)}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+
+  beforeAll(async () => {
+    b = await startTestBroker('pglite');
+    scratch = mkdtempSync(path.join(os.tmpdir(), 'bulkhead-cli-'));
+    env = { BULKHEAD_URL: b.url, KEYS_DIR: b.keysDir };
+  });
+  afterAll(async () => {
+    await b?.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('--help and help exit 0 and list every command group', async () => {
+    const r = await cli('--help');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^Usage: bulkhead \[options\] \[command\]/);
+    for (const cmd of ['serve', 'migrate', 'tenant', 'key', 'resource', 'client']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
+
+    const sub = await cli('client', 'create', '--help');
+    expect(sub.code).toBe(0);
+    for (const opt of ['--tenant <id>', '--name <name>', '--scopes <a,b>', '--resources <uri,uri>', '--auth <method>', '--jwks <file>', '--ttl <seconds>', '--grant-types <a,b>', '--json']) {
+      expect(sub.stdout).toContain(opt);
+    }
+    const helpCmd = await cli('help', 'tenant');
+    expect(helpCmd.code).toBe(0);
+    expect(helpCmd.stdout).toContain('Usage: bulkhead tenant');
+  });
+
+  it('usage errors exit 2 without contacting the broker', async () => {
+    const client = ['client', 'create', '--tenant', 'acme', '--name', 'n', '--scopes', 'a', '--resources', 'https://x.test/'];
+    const [group] = await Promise.all([
+      // A group without its subcommand, and no command at all: help on stderr, still a usage error.
+      usage(['tenant'], 'Usage: bulkhead tenant'),
+      usage([], 'Usage: bulkhead'),
+      usage(['bogus'], "unknown command 'bogus'"),
+      usage(['key', 'list'], "required option '--tenant <id>' not specified"),
+      usage(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', 'a', '--ttl', 'abc'], "'--ttl <seconds>' argument 'abc' is invalid"),
+      usage(['tenant', 'create', 'x', '--ttl', '0'], 'expected a positive number of seconds'),
+      usage(['key', 'rotate', '--tenant', 'acme', '--alg', 'HS256'], "argument 'HS256' is invalid. Allowed choices are ES256, EdDSA, RS256, PS256"),
+      usage([...client, '--auth', 'none'], "argument 'none' is invalid"),
+      usage([...client, '--grant-types', 'password'], 'password: allowed values are client_credentials'),
+      usage(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', ','], 'expected a comma-separated list'),
+      usage(['tenant', 'show'], "missing required argument 'id'"),
+      usage(['tenant', 'show', 'a', 'b'], 'too many arguments'),
+      usage(['tenant', 'list', '--tenant', 'x'], "unknown option '--tenant'"),
+    ]);
+    expect(group.stderr).toContain('create [options] <id>');
+  });
+
+  it("the CLI's copies of the client service's choices are the same lists", () => {
+    expect([...CLI_AUTH_METHODS]).toEqual([...AUTH_METHODS]);
+    expect([...CLI_GRANT_TYPES]).toEqual([...GRANT_TYPES]);
+  });
+
+  it('tenant create: record output, --json document, and the refusals', async () => {
+    const out = await human('tenant', 'create', 'acme', '--name', 'Acme Corp');
+    expect(out.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(['id', 'name', 'status', 'token_ttl', 'created_at']);
+    expect(parseRecord(out)).toMatchObject({ id: 'acme', name: 'Acme Corp', status: 'active', token_ttl: '300' });
+    expect(parseRecord(out).created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+
+    const globex = await json('tenant', 'create', 'globex', '--ttl', '600');
+    expect(Object.keys(globex).sort()).toEqual(['created_at', 'id', 'name', 'status', 'token_ttl', 'updated_at']);
+    expect(globex).toMatchObject({ id: 'globex', name: 'globex', status: 'active', token_ttl: 600 });
+
+    await refused(['tenant', 'create', 'acme'], /^bulkhead: tenant acme already exists\n$/);
+    await refused(['tenant', 'create', 'Bad_ID'], 'id: tenant id must be 1-63 lowercase letters, digits or hyphens');
+    await refused(['tenant', 'create', 'trailing-'], 'tenant id must be 1-63');
+    await refused(['tenant', 'create', 'system'], 'tenant id "system" is reserved');
+    await refused(['tenant', 'create', 'big', '--ttl', '999999'], 'token_ttl');
+  });
+
+  it('tenant list / show: table header, rows, and --json', async () => {
+    const { header, rows } = parseTable(await human('tenant', 'list'));
+    expect(header).toBe('ID NAME STATUS TOKEN_TTL CREATED_AT');
+    expect(rows.map((r) => r.id)).toEqual(['acme', 'globex', 'system']);
+    expect(rows.find((r) => r.id === 'acme')).toMatchObject({ name: 'Acme Corp', status: 'active', token_ttl: '300' });
+
+    const tenants = await json<any[]>('tenant', 'list');
+    expect(tenants.map((t) => t.id)).toEqual(['acme', 'globex', 'system']);
+    expect(tenants.every((t) => t.status === 'active')).toBe(true);
+
+    const shown = await human('tenant', 'show', 'globex');
+    expect(parseRecord(shown)).toMatchObject({ id: 'globex', token_ttl: '600', status: 'active' });
+    expect(parseRecord(shown).updated_at).toMatch(/^\d{4}-/);
+    expect(await json('tenant', 'show', 'acme')).toMatchObject({ id: 'acme', name: 'Acme Corp' });
+    await refused(['tenant', 'show', 'nope'], 'tenant nope not found');
+  });
+
+  it('tenant suspend / resume change the status; system cannot be suspended', async () => {
+    expect(await json('tenant', 'suspend', 'globex')).toMatchObject({ id: 'globex', status: 'suspended' });
+    expect((await json('tenant', 'show', 'globex')).status).toBe('suspended');
+    expect(parseRecord(await human('tenant', 'resume', 'globex'))).toMatchObject({ id: 'globex', status: 'active' });
+    expect(parseRecord(await human('tenant', 'suspend', 'globex')).status).toBe('suspended');
+    expect((await json('tenant', 'resume', 'globex')).status).toBe('active');
+    await refused(['tenant', 'suspend', 'system'], 'the system tenant cannot be suspended');
+  });
+
+  it('key list / rotate (--alg EdDSA, RS256) / revoke, as seen in the JWKS', async () => {
+    const { header, rows } = parseTable(await human('key', 'list', '--tenant', 'acme'));
+    expect(header).toBe('KID ALG STATUS PUBLISHED CREATED_AT PUBLISH_UNTIL');
+    expect(rows.map((r) => `${r.alg} ${r.status} ${r.published}`).sort()).toEqual(['ES256 active true', 'ES256 pending true']);
+
+    const keys = await json<any[]>('key', 'list', '--tenant', 'acme');
+    expect(keys).toHaveLength(2);
+    const pending = keys.find((k) => k.status === 'pending')!;
+    const first = keys.find((k) => k.status === 'active')!;
+
+    // Plain rotation promotes the key published ahead of time.
+    const rotated = await human('key', 'rotate', '--tenant', 'acme');
+    const [headline, blank, ...table] = rotated.trimEnd().split('\n');
+    expect(headline).toBe(`active key is now ${pending.kid} (ES256)`);
+    expect(blank).toBe('');
+    const after = parseTable(table.join('\n'));
+    expect(after.header).toBe('KID ALG STATUS PUBLISHED CREATED_AT PUBLISH_UNTIL');
+    expect(after.rows.find((r) => r.kid === first.kid)).toMatchObject({ status: 'retired', published: 'true' });
+    expect(after.rows.find((r) => r.kid === first.kid)!.publish_until).toMatch(/^\d{4}-/);
+
+    const ed = await json('key', 'rotate', '--tenant', 'acme', '--alg', 'EdDSA');
+    expect(Object.keys(ed).sort()).toEqual(['active', 'keys']);
+    expect(ed.active).toMatchObject({ alg: 'EdDSA', status: 'active', published: true });
+    expect(ed.keys.find((k: any) => k.kid === pending.kid)).toMatchObject({ status: 'retired' });
+    expect(await jwksKids('acme')).toContain(ed.active.kid);
+
+    const rs = await human('key', 'rotate', '--tenant', 'acme', '--alg', 'RS256');
+    expect(rs.split('\n')[0]).toMatch(/^active key is now \S+ \(RS256\)$/);
+
+    // Revoke the pending EdDSA key: gone from the JWKS at once.
+    const edPending = (await json<any[]>('key', 'list', '--tenant', 'acme')).find((k) => k.alg === 'EdDSA' && k.status === 'pending')!;
+    expect(await jwksKids('acme')).toContain(edPending.kid);
+    const revoked = await json('key', 'revoke', '--tenant', 'acme', edPending.kid);
+    expect(revoked.revoked).toMatchObject({ kid: edPending.kid, status: 'revoked', published: false });
+    expect(revoked.revoked.revoked_at).toMatch(/^\d{4}-/);
+    expect(revoked.keys.map((k: any) => k.status)).toContain('active');
+    expect(await jwksKids('acme')).not.toContain(edPending.kid);
+
+    // Human revoke of the retired first key.
+    const out = await human('key', 'revoke', '--tenant', 'acme', first.kid);
+    expect(out.split('\n')[0]).toBe(`revoked ${first.kid}`);
+    expect(parseTable(out.split('\n').slice(2).join('\n')).rows.find((r) => r.kid === first.kid)).toMatchObject({ status: 'revoked', published: 'false' });
+
+    await refused(['key', 'revoke', '--tenant', 'acme', first.kid], `key ${first.kid} is already revoked`);
+    await refused(['key', 'revoke', '--tenant', 'acme', 'no-such-kid'], 'no key no-such-kid in tenant acme');
+  });
+
+  it('resource create (--ttl) / list, and the refusals naming the field', async () => {
+    const out = await human('resource', 'create', '--tenant', 'acme', '--uri', 'https://api.acme.test/', '--scopes', 'tickets:read,tickets:write', '--ttl', '120');
+    expect(out.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(['uri', 'scopes', 'token_ttl', 'id']);
+    expect(parseRecord(out)).toMatchObject({ uri: 'https://api.acme.test/', scopes: 'tickets:read,tickets:write', token_ttl: '120' });
+    expect(parseRecord(out).id).toMatch(/^rs_/);
+
+    const billing = await json('resource', 'create', '--tenant', 'acme', '--uri', 'https://billing.acme.test/', '--scopes', ' invoices:read , invoices:read ');
+    expect(billing).toMatchObject({ uri: 'https://billing.acme.test/', scopes: ['invoices:read'], token_ttl: null });
+    expect(Object.keys(billing).sort()).toEqual(['created_at', 'id', 'scopes', 'token_ttl', 'uri']);
+
+    const { header, rows } = parseTable(await human('resource', 'list', '--tenant', 'acme'));
+    expect(header).toBe('URI SCOPES TOKEN_TTL ID');
+    expect(rows.map((r) => [r.uri, r.scopes, r.token_ttl])).toEqual([
+      ['https://api.acme.test/', 'tickets:read,tickets:write', '120'],
+      ['https://billing.acme.test/', 'invoices:read', '-'],
+    ]);
+    expect((await json<any[]>('resource', 'list', '--tenant', 'acme')).map((r) => r.uri)).toEqual(['https://api.acme.test/', 'https://billing.acme.test/']);
+    expect(await human('resource', 'list', '--tenant', 'globex')).toBe('(none)\n');
+    expect(await json('resource', 'list', '--tenant', 'globex')).toEqual([]);
+
+    await refused(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', 'a b'], /scopes\.0: each scope must be .*without spaces/);
+    await refused(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', 'ok,x"y'], /scopes\.1: each scope must be .*quotes/);
+    await refused(['resource', 'create', '--tenant', 'acme', '--uri', 'not a uri', '--scopes', 'a'], 'uri: must be an absolute URI');
+    await refused(['resource', 'create', '--tenant', 'acme', '--uri', 'https://api.acme.test/', '--scopes', 'a'], 'resource https://api.acme.test/ already exists in tenant acme');
+  });
+
+  describe('clients', () => {
+    let worker: { client_id: string; client_secret: string };
+
+    it('client create shows the secret once (with the note), and it gets a token', async () => {
+      const out = await human('client', 'create', '--tenant', 'acme', '--name', 'worker', '--scopes', 'tickets:read', '--resources', 'https://api.acme.test/');
+      const [record, note] = out.trimEnd().split('\n\n');
+      expect(record!.split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual([
+        'client_id', 'name', 'kind', 'token_endpoint_auth_method', 'scopes', 'resources', 'status', 'client_secret',
+      ]);
+      const rec = parseRecord(record!);
+      expect(rec).toMatchObject({ name: 'worker', kind: 'service', token_endpoint_auth_method: 'client_secret_basic', scopes: 'tickets:read', status: 'active' });
+      expect(rec.client_id).toMatch(/^cl_/);
+      expect(rec.client_secret).toMatch(/^bhs_[A-Za-z0-9_-]{40,}$/);
+      expect(note).toBe('Store the client_secret now: it is not shown again.');
+      worker = { client_id: rec.client_id!, client_secret: rec.client_secret! };
+
+      const ok = await token('acme', { scope: 'tickets:read' }, [worker.client_id, worker.client_secret]);
+      expect(ok.status).toBe(200);
+      expect(ok.body.access_token).toEqual(expect.any(String));
+    });
+
+    it('client create --json: client_secret in the document; --auth/--ttl/--grant-types are sent', async () => {
+      const c = await json('client', 'create', '--tenant', 'acme', '--name', 'poster', '--scopes', 'tickets:read,invoices:read',
+        '--resources', 'https://api.acme.test/,https://billing.acme.test/', '--auth', 'client_secret_post', '--ttl', '60',
+        '--grant-types', 'client_credentials');
+      expect(c).toMatchObject({
+        name: 'poster',
+        token_endpoint_auth_method: 'client_secret_post',
+        token_ttl: 60,
+        grant_types: ['client_credentials'],
+        scopes: ['tickets:read', 'invoices:read'],
+        resources: ['https://api.acme.test/', 'https://billing.acme.test/'],
+        status: 'active',
+      });
+      expect(c.client_secret).toMatch(/^bhs_/);
+      const ok = await token('acme', { client_id: c.client_id, client_secret: c.client_secret, scope: 'invoices:read', resource: 'https://billing.acme.test/' });
+      expect(ok.status).toBe(200);
+      expect(ok.body.expires_in).toBe(60);
+
+      await refused(['client', 'create', '--tenant', 'acme', '--name', 'worker', '--scopes', 'tickets:read', '--resources', 'https://api.acme.test/'],
+        'a client named "worker" already exists in tenant acme');
+      await refused(['client', 'create', '--tenant', 'acme', '--name', 'w3', '--scopes', 'tickets:delete', '--resources', 'https://api.acme.test/'],
+        "scopes: not offered by any of the client's resources: tickets:delete");
+      await refused(['client', 'create', '--tenant', 'acme', '--name', 'w3', '--scopes', 'tickets:read', '--resources', 'https://nowhere.test/'],
+        'resources: not registered in tenant acme: https://nowhere.test/');
+    });
+
+    it('client create --auth private_key_jwt --jwks FILE: no secret; the registered key authenticates', async () => {
+      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const jwksFile = path.join(scratch, 'client.jwks.json');
+      writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), alg: 'ES256', use: 'sig' }] }));
+
+      const out = await human('client', 'create', '--tenant', 'acme', '--name', 'jwt-svc', '--scopes', 'tickets:read',
+        '--resources', 'https://api.acme.test/', '--auth', 'private_key_jwt', '--jwks', jwksFile);
+      expect(out).not.toContain('client_secret');
+      expect(out).not.toContain('not shown again');
+      const rec = parseRecord(out);
+      expect(rec.token_endpoint_auth_method).toBe('private_key_jwt');
+
+      const now = Math.floor(Date.now() / 1000);
+      const assertion = await new SignJWT({ jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer(rec.client_id!)
+        .setSubject(rec.client_id!)
+        .setAudience(b.issuer('acme'))
+        .setIssuedAt(now)
+        .setExpirationTime(now + 60)
+        .sign(privateKey);
+      const ok = await token('acme', {
+        client_id: rec.client_id!,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+        scope: 'tickets:read',
+      });
+      expect(ok.status).toBe(200);
+
+      const args = ['client', 'create', '--tenant', 'acme', '--name', 'jwt-2', '--scopes', 'tickets:read', '--resources', 'https://api.acme.test/', '--auth', 'private_key_jwt'];
+      await refused(args, 'jwks: private_key_jwt clients need a jwks');
+      await refused([...args, '--jwks', path.join(scratch, 'missing.json')], 'cannot read a JWKS from');
+      const privFile = path.join(scratch, 'private.jwks.json');
+      writeFileSync(privFile, JSON.stringify({ keys: [await exportJWK(privateKey)] }));
+      await refused([...args, '--jwks', privFile], 'jwks must contain public keys only');
+    });
+
+    it('client list: table header and rows, never a client_secret', async () => {
+      const text = await human('client', 'list', '--tenant', 'acme');
+      const { header, rows } = parseTable(text);
+      expect(header).toBe('CLIENT_ID NAME KIND TOKEN_ENDPOINT_AUTH_METHOD SCOPES RESOURCES STATUS');
+      expect(rows.map((r) => r.name)).toEqual(['jwt-svc', 'poster', 'worker']);
+      expect(rows.find((r) => r.name === 'worker')).toMatchObject({ client_id: worker.client_id, status: 'active', token_endpoint_auth_method: 'client_secret_basic' });
+      expect(text).not.toContain('bhs_');
+
+      const r = await cli('client', 'list', '--tenant', 'acme', '--json');
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toContain('"client_secret"');
+      expect(r.stdout).not.toContain(worker.client_secret);
+      const list = JSON.parse(r.stdout) as any[];
+      expect(list).toHaveLength(3);
+      expect(list.every((c) => !('client_secret' in c))).toBe(true);
+      expect(await human('client', 'list', '--tenant', 'globex')).toBe('(none)\n');
+    });
+
+    it('client rotate-secret: a new secret, shown once; the old one stops working at once', async () => {
+      const out = await human('client', 'rotate-secret', '--tenant', 'acme', worker.client_id);
+      expect(out).toContain('Store the client_secret now: it is not shown again.');
+      const human1 = parseRecord(out).client_secret!;
+      expect(human1).toMatch(/^bhs_/);
+      expect(human1).not.toBe(worker.client_secret);
+
+      const rotated = await json('client', 'rotate-secret', '--tenant', 'acme', worker.client_id);
+      expect(rotated).toMatchObject({ client_id: worker.client_id, name: 'worker' });
+      expect(rotated.client_secret).toMatch(/^bhs_/);
+      expect(rotated.client_secret).not.toBe(human1);
+
+      for (const stale of [worker.client_secret, human1]) {
+        const old = await token('acme', { scope: 'tickets:read' }, [worker.client_id, stale]);
+        expect(old.status).toBe(401);
+        expect(old.body.error).toBe('invalid_client');
+      }
+      const fresh = await token('acme', { scope: 'tickets:read' }, [worker.client_id, rotated.client_secret]);
+      expect(fresh.status).toBe(200);
+      worker.client_secret = rotated.client_secret;
+
+      await refused(['client', 'rotate-secret', '--tenant', 'acme', 'cl_nope'], 'client cl_nope not found in tenant acme');
+      const jwtClient = (await json<any[]>('client', 'list', '--tenant', 'acme')).find((c) => c.name === 'jwt-svc');
+      await refused(['client', 'rotate-secret', '--tenant', 'acme', jwtClient.client_id], 'authenticates with private_key_jwt and has no secret to rotate');
+    });
+
+    it('client disable: the client gets invalid_client; disabling twice is refused', async () => {
+      expect((await token('acme', { scope: 'tickets:read' }, [worker.client_id, worker.client_secret])).status).toBe(200);
+      const d = await json('client', 'disable', '--tenant', 'acme', worker.client_id);
+      expect(d).toMatchObject({ client_id: worker.client_id, status: 'disabled' });
+      expect(d).not.toHaveProperty('client_secret');
+      const res = await token('acme', { scope: 'tickets:read' }, [worker.client_id, worker.client_secret]);
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_client');
+
+      const poster = (await json<any[]>('client', 'list', '--tenant', 'acme')).find((c) => c.name === 'poster');
+      expect(parseRecord(await human('client', 'disable', '--tenant', 'acme', poster.client_id))).toMatchObject({ name: 'poster', status: 'disabled' });
+
+      await refused(['client', 'disable', '--tenant', 'acme', worker.client_id], `client ${worker.client_id} is already disabled`);
+      await refused(['client', 'rotate-secret', '--tenant', 'acme', worker.client_id], `client ${worker.client_id} is disabled`);
+      await refused(['client', 'disable', '--tenant', 'acme', 'cl_nope'], 'client cl_nope not found in tenant acme');
+    });
+  });
+
+  it('an unknown tenant is refused by every tenant-scoped command', async () => {
+    const commands = [
+      ['tenant', 'show', 'nope'],
+      ['tenant', 'suspend', 'nope'],
+      ['tenant', 'resume', 'nope'],
+      ['key', 'list', '--tenant', 'nope'],
+      ['key', 'rotate', '--tenant', 'nope'],
+      ['key', 'revoke', '--tenant', 'nope', 'some-kid'],
+      ['resource', 'create', '--tenant', 'nope', '--uri', 'https://x.test/', '--scopes', 'a'],
+      ['resource', 'list', '--tenant', 'nope'],
+      ['client', 'create', '--tenant', 'nope', '--name', 'n', '--scopes', 'a', '--resources', 'https://x.test/'],
+      ['client', 'list', '--tenant', 'nope'],
+      ['client', 'rotate-secret', '--tenant', 'nope', 'cl_x'],
+      ['client', 'disable', '--tenant', 'nope', 'cl_x'],
+    ];
+    const results = await Promise.all(commands.map((args) => cli(...args, '--json')));
+    results.forEach((r, i) => {
+      expect(r.code, commands[i]!.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe('bulkhead: tenant nope not found\n');
+    });
+  });
+
+  it('a broker that is not running: exit 1, "cannot reach Bulkhead"', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    await refused(['tenant', 'list'], `cannot reach Bulkhead at ${url}`, { BULKHEAD_URL: url });
+    await refused(['tenant', 'list'], 'BULKHEAD_URL must be an http(s) URL', { BULKHEAD_URL: 'localhost:8080' });
+  });
+
+  it('admin credentials: missing, from the environment, wrong, or half set', async () => {
+    const empty = mkdtempSync(path.join(scratch, 'keys-'));
+    await refused(['tenant', 'list'], /no admin credentials: .*admin-credentials\.json does not exist and BULKHEAD_ADMIN_CLIENT_ID\/BULKHEAD_ADMIN_CLIENT_SECRET are not set/, { KEYS_DIR: empty });
+
+    const creds = b.adminCredentials();
+    const viaEnv = await cliEnv({ KEYS_DIR: empty, BULKHEAD_ADMIN_CLIENT_ID: creds.client_id, BULKHEAD_ADMIN_CLIENT_SECRET: creds.client_secret }, 'tenant', 'list', '--json');
+    expect(viaEnv.stderr).toBe('');
+    expect(viaEnv.code).toBe(0);
+    expect((JSON.parse(viaEnv.stdout) as any[]).map((t) => t.id)).toContain('acme');
+
+    await refused(['tenant', 'list'], 'the broker refused the admin credentials: invalid_client',
+      { KEYS_DIR: empty, BULKHEAD_ADMIN_CLIENT_ID: creds.client_id, BULKHEAD_ADMIN_CLIENT_SECRET: 'bhs_wrong' });
+    await refused(['tenant', 'list'], 'BULKHEAD_ADMIN_CLIENT_ID is set but BULKHEAD_ADMIN_CLIENT_SECRET is not',
+      { BULKHEAD_ADMIN_CLIENT_ID: creds.client_id });
+
+    writeFileSync(path.join(empty, 'admin-credentials.json'), '{"client_id": 1}');
+    await refused(['tenant', 'list'], 'admin-credentials.json is not a valid admin credentials file', { KEYS_DIR: empty });
+  });
+
+  it('migrate applies the migrations to a fresh DATA_DIR, reports it up to date; serve then starts on it', async () => {
+    const dir = mkdtempSync(path.join(scratch, 'migrate-'));
+    const keysDir = path.join(dir, 'keys');
+    const menv = { DATA_DIR: path.join(dir, 'data'), KEYS_DIR: keysDir, LOG_LEVEL: 'silent' };
+    expect(MIGRATIONS.length).toBeGreaterThan(0);
+
+    const first = await runBin(['migrate'], menv);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toBe(`applied ${MIGRATIONS.length} migration(s): ${MIGRATIONS.join(', ')}\n`);
+
+    // One process at a time on a PGlite directory; the invalid one never opens it.
+    const [second, bad] = await Promise.all([runBin(['migrate'], menv), runBin(['migrate'], { ...menv, DATABASE_URL: 'mysql://nope' })]);
+    const asJson = await runBin(['migrate', '--json'], menv);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe(`database is up to date (${MIGRATIONS.length} migration(s) applied)\n`);
+    expect(asJson.code).toBe(0);
+    expect(JSON.parse(asJson.stdout)).toEqual({ applied: [], already_applied: MIGRATIONS });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toContain('invalid DATABASE_URL: must be a postgres:// or postgresql:// URL');
+
+    // `bulkhead serve` on the migrated directory: bootstraps the admin credentials (0600, never
+    // printed), answers the CLI, and stops cleanly on SIGTERM.
+    const port = await freePort();
+    const server = spawn(process.execPath, [BIN, 'serve'], {
+      cwd: os.tmpdir(),
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), ...menv, PORT: String(port), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    server.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    server.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const exited = new Promise<number | null>((resolve) => server.once('close', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
+        server.stdout.on('data', () => out.includes('Bulkhead listening on') && (clearTimeout(timer), resolve()));
+        void exited.then((code) => (clearTimeout(timer), reject(new Error(`serve exited with ${code}: ${out}`))));
+      });
+      expect(out).toContain(`Bulkhead listening on http://127.0.0.1:${port}`);
+      const credsFile = path.join(keysDir, 'admin-credentials.json');
+      expect(statSync(credsFile).mode & 0o777).toBe(0o600);
+      const creds = JSON.parse(readFileSync(credsFile, 'utf8')) as { client_secret: string };
+      expect(out).not.toContain(creds.client_secret);
+
+      const listed = await runBin(['tenant', 'list', '--json'], { BULKHEAD_URL: `http://127.0.0.1:${port}`, KEYS_DIR: keysDir });
+      expect(listed.stderr).toBe('');
+      expect((JSON.parse(listed.stdout) as any[]).map((t) => t.id)).toEqual(['system']);
+    } finally {
+      server.kill('SIGTERM');
+    }
+    const killer = setTimeout(() => server.kill('SIGKILL'), 15_000);
+    expect(await exited).toBe(0);
+    clearTimeout(killer);
+  });
+});
