@@ -12,8 +12,8 @@ import { createApp } from './http/app.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE } from './admin/auth.js';
 import { SYSTEM_TENANT } from './shared/ids.js';
 import { forTenant } from './db/tenant-scope.js';
+import { PLATFORM_ADMIN_CLIENT } from './clients/service.js';
 
-export const ADMIN_CLIENT_NAME = 'platform-admin';
 
 export interface RunningBroker {
   url: string;
@@ -37,10 +37,10 @@ export async function bootstrapPlatform(services: Services, logger: Logger): Pro
   }
   const file = path.join(config.keysDir, 'admin-credentials.json');
   if (existsSync(file)) return file;
-  const existing = await db.client.findFirst({ where: { name: ADMIN_CLIENT_NAME } });
+  const existing = await db.client.findFirst({ where: { name: PLATFORM_ADMIN_CLIENT } });
   const client = existing
     ? await clients.rotateSecret(SYSTEM_TENANT, existing.id)
-    : await clients.create(SYSTEM_TENANT, { name: ADMIN_CLIENT_NAME, scopes: [ADMIN_SCOPE], resources: [ADMIN_AUDIENCE] });
+    : await clients.create(SYSTEM_TENANT, { name: PLATFORM_ADMIN_CLIENT, scopes: [ADMIN_SCOPE], resources: [ADMIN_AUDIENCE] });
   mkdirSync(config.keysDir, { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(

@@ -3,12 +3,15 @@ import { importJWK, type JWK } from 'jose';
 import type { PrismaClient, Client, Resource } from '../generated/prisma/client.js';
 import { forTenant } from '../db/tenant-scope.js';
 import { Conflict, InvalidInput, NotFound } from '../shared/errors.js';
-import { newClientSecret, randomId } from '../shared/ids.js';
+import { newClientSecret, randomId, SYSTEM_TENANT } from '../shared/ids.js';
 import { parseInput } from '../shared/validate.js';
 import type { ChangeEvents } from '../shared/changes.js';
 import { resourceUri, scopeList } from '../resources/service.js';
 import { MAX_TOKEN_TTL } from '../tenants/service.js';
 import { hashSecret } from './secrets.js';
+
+/** The client `bulkhead serve` creates in the system tenant on first start. */
+export const PLATFORM_ADMIN_CLIENT = 'platform-admin';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -165,6 +168,9 @@ export function createClientService(deps: { prisma: PrismaClient; changes: Chang
     /** Disables a client: it can no longer obtain tokens. */
     async disable(tenantId: string, clientId: string): Promise<ClientView> {
       const c = await load(tenantId, clientId);
+      if (tenantId === SYSTEM_TENANT && c.name === PLATFORM_ADMIN_CLIENT) {
+        throw new InvalidInput('the platform-admin client cannot be disabled: it is the way into the admin API');
+      }
       if (c.status === 'disabled') throw new Conflict(`client ${clientId} is already disabled`);
       await forTenant(deps.prisma, tenantId).client.update({
         where: { tenantId_id: { tenantId, id: clientId } },
@@ -182,16 +188,6 @@ export function createClientService(deps: { prisma: PrismaClient; changes: Chang
         include: withResources,
       });
       return (c as ClientWithResources | null) ?? undefined;
-    },
-
-    /** Creates a client with a known secret; only for bootstrapping the platform admin. */
-    async createWithSecret(tenantId: string, raw: unknown, secret: string): Promise<ClientView> {
-      const view = await this.create(tenantId, raw);
-      await forTenant(deps.prisma, tenantId).client.update({
-        where: { tenantId_id: { tenantId, id: view.client_id } },
-        data: { secretHash: await hashSecret(secret) },
-      });
-      return { ...view, client_secret: secret };
     },
   };
 }

@@ -56,6 +56,8 @@ export interface KeyPlan {
   generateActive?: string;
   /** Keys to retire (published until `publishUntil`). */
   retire: string[];
+  /** Pending keys that never signed and are no longer wanted: unpublished at once. */
+  withdraw?: string[];
   /** Key to revoke (removed from JWKS at once). */
   revoke?: string;
   /** Generate a new pending key of this alg, published ahead of the next rotation. */
@@ -71,9 +73,12 @@ export function planRotation(keys: KeyState[], alg: string): KeyPlan {
   const active = keys.filter((k) => k.status === 'active').map((k) => k.kid);
   const pending = nextPendingKey(keys, alg);
   const hasOtherPending = keys.some((k) => k.status === 'pending' && k.alg === alg && k.kid !== pending?.kid);
+  // Pending keys of another algorithm will never be promoted now; they signed nothing.
+  const withdraw = keys.filter((k) => k.status === 'pending' && k.alg !== alg).map((k) => k.kid);
   return {
     ...(pending ? { promote: pending.kid } : { generateActive: alg }),
     retire: active,
+    ...(withdraw.length ? { withdraw } : {}),
     ...(hasOtherPending ? {} : { generatePending: alg }),
   };
 }

@@ -95,6 +95,12 @@ async function applyPlan(
       data: { status: 'retired', retiredAt: now, publishUntil: new Date(+now + retireFor * 1000) },
     });
   }
+  for (const kid of plan.withdraw ?? []) {
+    await db.signingKey.update({
+      where: { tenantId_kid: { tenantId, kid } },
+      data: { status: 'retired', retiredAt: now, publishUntil: now },
+    });
+  }
   if (plan.promote) {
     await db.signingKey.update({
       where: { tenantId_kid: { tenantId, kid: plan.promote } },

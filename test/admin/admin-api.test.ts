@@ -210,6 +210,14 @@ describe.each(DATABASES)('admin API (%s)', (kind) => {
       expect((await b.admin('GET', `/tenants/owner1/clients/${c.client_id}`)).body.status).toBe('active');
     });
 
+    it('the platform-admin client cannot be disabled (it is the way in)', async () => {
+      const id = b.adminCredentials().client_id;
+      const r = await call('POST', `/tenants/system/clients/${id}/disable`);
+      expect(r.status).toBe(400);
+      expect(r.body.error_description).toMatch(/platform-admin/);
+      expect((await b.admin('GET', `/tenants/system/clients/${id}`)).body.status).toBe('active');
+    });
+
     it('the system tenant cannot be suspended', async () => {
       const r = await call('POST', '/tenants/system/suspend');
       expect(r.status).toBe(400);

@@ -42,7 +42,7 @@ describe('planRotation (publish before signing)', () => {
     expect(planRotation(keys, 'ES256')).toEqual({ promote: 'p1', retire: ['a'] });
   });
   it('generates a signing key at once when no pending key has the requested algorithm', () => {
-    expect(planRotation([key('a', 'active'), key('p', 'pending')], 'EdDSA')).toEqual({ generateActive: 'EdDSA', retire: ['a'], generatePending: 'EdDSA' });
+    expect(planRotation([key('a', 'active'), key('p', 'pending')], 'EdDSA')).toEqual({ generateActive: 'EdDSA', retire: ['a'], withdraw: ['p'], generatePending: 'EdDSA' });
   });
 });
 

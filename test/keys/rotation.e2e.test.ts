@@ -89,6 +89,8 @@ describe.each(DATABASES)('signing key rotation and revocation (%s)', (kind) => {
     const token = await mint();
     expect(decodeProtectedHeader(token)).toMatchObject({ alg, kid: r.active.kid, typ: 'at+jwt' });
     await expect(verify(token)).resolves.toBeTruthy();
+    // Nothing of another algorithm is left pending (published forever, never to sign).
+    expect((await keys()).filter((k) => k.status === 'pending').map((k) => k.alg)).toEqual([alg]);
   });
 
   it('refuses bad key operations clearly and changes nothing', async () => {
