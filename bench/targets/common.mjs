@@ -1,0 +1,79 @@
+// Shared by the benchmark's target processes. Each target runs alone in its own Node process,
+// forked by ../client-credentials.mjs with an IPC channel: it serves on 127.0.0.1, sends
+// { type: 'ready', target } once it can take token requests, and exits on { type: 'stop' }
+// (gracefully, first writing its CPU profile when one was asked for) or when the parent goes away.
+import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+
+/** The request both targets answer, so autocannon sends byte-identical bodies to each. */
+export const RESOURCE = 'https://api.bench.test/';
+export const SCOPE = 'tickets:read';
+export const RESOURCE_SCOPES = ['tickets:read', 'tickets:write'];
+export const TOKEN_TTL = 300;
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * CPU profiling of the measured window only (not start-up, seeding or warm-up): the parent sends
+ * { type: 'profile-start' } right before the measured run, and the profile is written to
+ * $BENCH_PROFILE_FILE (a .cpuprofile, readable by Chrome DevTools) when the target stops.
+ */
+let profiler;
+async function startProfile() {
+  if (!process.env.BENCH_PROFILE_FILE || profiler) return;
+  profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.setSamplingInterval', { interval: 500 });
+  await profiler.post('Profiler.start');
+}
+async function writeProfile() {
+  if (!profiler) return;
+  const { profile } = await profiler.post('Profiler.stop');
+  writeFileSync(process.env.BENCH_PROFILE_FILE, JSON.stringify(profile));
+  profiler.disconnect();
+}
+
+/** Reports `ready` to the parent and wires up shutdown; `close` must release everything. */
+export function serveUntilStopped(target, close) {
+  let stopping = false;
+  const stop = async (code) => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await writeProfile();
+      await close();
+    } catch (err) {
+      console.error(`${target.name}: error while closing:`, err);
+      code = 1;
+    }
+    process.exit(code);
+  };
+  process.on('message', (msg) => {
+    if (msg?.type === 'stop') void stop(0);
+    if (msg?.type === 'profile-start') {
+      startProfile().then(
+        () => process.send({ type: 'profile-started' }),
+        (err) => process.send({ type: 'profile-started', error: String(err) }),
+      );
+    }
+  });
+  process.on('disconnect', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+  process.send({ type: 'ready', target });
+}
+
+export function fail(name, err) {
+  console.error(`${name}: failed to start:`, err);
+  process.exit(1);
+}
