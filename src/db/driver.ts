@@ -44,11 +44,18 @@ async function openPglite(dataDir: string): Promise<OpenedDriver> {
       await db.exec(sql);
     },
   };
+  // PGlite is one connection, so a "dedicated" session means an exclusive turn on it: without
+  // the queue two concurrent sessions would interleave, and a session-level advisory lock (which
+  // is re-entrant within one connection) would not keep two migrators apart. Do not nest them.
+  let turn: Promise<unknown> = Promise.resolve();
   const driver: SqlDriver = {
     kind: 'pglite',
     ...session,
-    // PGlite is one connection already.
-    withSession: (fn) => fn(session),
+    withSession(fn) {
+      const run = turn.then(() => fn(session));
+      turn = run.catch(() => {});
+      return run;
+    },
     close: () => db.close(),
   };
   return { driver, adapter: new PrismaPGlite(db) };

@@ -1,0 +1,373 @@
+import type { SqlSession } from '../../../src/db/driver.js';
+import type { Dmmf, DmmfField, DmmfModel } from './prisma-dmmf.js';
+
+/**
+ * Compares the shape Prisma derives from `schema.prisma` (its DMMF) with what a migrated
+ * PostgreSQL database actually holds (read from pg_catalog), the way `prisma migrate diff`
+ * would, without Prisma's schema engine. Both sides are reduced to one plain shape and every
+ * difference is reported as a sentence. A schema feature this file does not understand is an
+ * error, never silently accepted.
+ */
+
+export interface ColumnShape {
+  type: string;
+  notNull: boolean;
+  /** The column default as PostgreSQL prints it, literals without their `::type` cast; null for none. */
+  default: string | null;
+}
+
+export interface KeyShape {
+  name: string;
+  columns: string[];
+}
+
+export interface IndexShape extends KeyShape {
+  unique: boolean;
+  method: string;
+}
+
+export interface ForeignKeyShape extends KeyShape {
+  refTable: string;
+  refColumns: string[];
+  onDelete: string;
+  onUpdate: string;
+}
+
+export interface TableShape {
+  columns: Record<string, ColumnShape>;
+  primaryKey: KeyShape | null;
+  /** Unique and plain indexes, the primary key's own index excluded. */
+  indexes: IndexShape[];
+  foreignKeys: ForeignKeyShape[];
+  /** Anything else found (check or exclusion constraints, partial or expression indexes). */
+  other: string[];
+}
+
+export type DatabaseShape = Record<string, TableShape>;
+
+/** Tables that belong to the migration machinery, not to the data model. */
+export const MIGRATION_TABLES = ['_prisma_migrations'];
+
+// PostgreSQL's identifier limit; Prisma trims generated constraint names to fit it.
+const MAX_IDENTIFIER = 63;
+
+function constraintName(table: string, columns: string[], suffix: string): string {
+  const base = `${table}_${columns.join('_')}`;
+  const room = MAX_IDENTIFIER - suffix.length - 1;
+  return `${base.length > room ? base.slice(0, room) : base}_${suffix}`;
+}
+
+/** The column type Prisma's PostgreSQL connector creates for a scalar field, as format_type() prints it. */
+export function expectedColumnType(model: string, f: DmmfField): string {
+  const [native, args = []] = f.nativeType ?? [null, []];
+  const p = args.length ? `(${args.join(',')})` : '';
+  const unsupported = () =>
+    new Error(`${model}.${f.name}: ${f.type}${native ? ` @db.${native}` : ''} is not mapped in test/db/support/schema-diff.ts; add it`);
+  let base: string;
+  if (f.kind !== 'scalar') throw unsupported();
+  switch (f.type) {
+    case 'String':
+      base = ({
+        null: 'text', Text: 'text', VarChar: `character varying${p}`, Char: `character${p}`, Uuid: 'uuid',
+        Xml: 'xml', Inet: 'inet', Citext: 'citext', Bit: `bit${p}`, VarBit: `bit varying${p}`,
+      } as Record<string, string>)[String(native)] ?? '';
+      break;
+    case 'Int':
+      base = ({ null: 'integer', Integer: 'integer', SmallInt: 'smallint', Oid: 'oid' } as Record<string, string>)[String(native)] ?? '';
+      break;
+    case 'BigInt':
+      base = native === null || native === 'BigInt' ? 'bigint' : '';
+      break;
+    case 'Float':
+      base = ({ null: 'double precision', DoublePrecision: 'double precision', Real: 'real' } as Record<string, string>)[String(native)] ?? '';
+      break;
+    case 'Decimal':
+      base = native === null ? 'numeric(65,30)' : native === 'Decimal' ? `numeric${p}` : native === 'Money' ? 'money' : '';
+      break;
+    case 'Boolean':
+      base = native === null || native === 'Boolean' ? 'boolean' : '';
+      break;
+    case 'DateTime': {
+      const precision = args.length ? `(${args[0]})` : '';
+      base = ({
+        null: 'timestamp(3) without time zone',
+        Timestamp: `timestamp${precision} without time zone`,
+        Timestamptz: `timestamp${precision} with time zone`,
+        Date: 'date',
+        Time: `time${precision} without time zone`,
+        Timetz: `time${precision} with time zone`,
+      } as Record<string, string>)[String(native)] ?? '';
+      break;
+    }
+    case 'Json':
+      base = native === null || native === 'JsonB' ? 'jsonb' : native === 'Json' ? 'json' : '';
+      break;
+    case 'Bytes':
+      base = native === null || native === 'ByteA' ? 'bytea' : '';
+      break;
+    default:
+      base = '';
+  }
+  if (!base) throw unsupported();
+  return f.isList ? `${base}[]` : base;
+}
+
+function sqlLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** The default PostgreSQL holds for a field's @default, or null where Prisma sets none in the database. */
+export function expectedDefault(model: string, f: DmmfField): string | null {
+  if (!f.hasDefaultValue) return null;
+  const d = f.default as unknown;
+  if (d && typeof d === 'object' && !Array.isArray(d) && 'name' in d) {
+    const fn = d as { name: string; args: unknown[] };
+    switch (fn.name) {
+      case 'now':
+        return 'CURRENT_TIMESTAMP';
+      case 'dbgenerated':
+        return String(fn.args[0]);
+      // Generated by the client, so no database default.
+      case 'uuid':
+      case 'cuid':
+      case 'ulid':
+      case 'nanoid':
+        return null;
+      case 'autoincrement':
+        return 'nextval';
+      default:
+        throw new Error(`${model}.${f.name}: @default(${fn.name}()) is not mapped in test/db/support/schema-diff.ts; add it`);
+    }
+  }
+  if (f.isList) throw new Error(`${model}.${f.name}: list defaults are not mapped in test/db/support/schema-diff.ts; add them`);
+  // Prisma's DMMF carries BigInt and Decimal defaults as strings; PostgreSQL prints them bare.
+  if (typeof d === 'string' && ['BigInt', 'Decimal'].includes(f.type)) return d;
+  if (typeof d === 'string' && ['String', 'Json'].includes(f.type)) return sqlLiteral(d);
+  if (typeof d === 'number' || typeof d === 'boolean') return String(d);
+  throw new Error(`${model}.${f.name}: @default(${JSON.stringify(d)}) is not mapped in test/db/support/schema-diff.ts; add it`);
+}
+
+/** PostgreSQL prints `'x'::character varying`; the cast says nothing the column type does not. */
+function normaliseDefault(expr: string | null): string | null {
+  if (expr === null) return null;
+  const literal = /^('(?:[^']|'')*')::[a-z ]+(?:\(\d+(?:,\d+)?\))?(?:\[\])?$/.exec(expr);
+  if (literal) return literal[1]!;
+  if (/^nextval\(/.test(expr)) return 'nextval';
+  if (expr === 'now()') return 'CURRENT_TIMESTAMP';
+  return expr;
+}
+
+const REFERENTIAL_ACTION: Record<string, string> = {
+  a: 'NoAction', r: 'Restrict', c: 'Cascade', n: 'SetNull', d: 'SetDefault',
+};
+
+/** The database shape `schema.prisma` calls for, as Prisma Migrate would create it on PostgreSQL. */
+export function expectedShape(dmmf: Dmmf): DatabaseShape {
+  const models = new Map(dmmf.datamodel.models.map((m) => [m.name, m]));
+  const tableOf = (m: DmmfModel) => m.dbName ?? m.name;
+  const columnOf = (m: DmmfModel, field: string) => {
+    const f = m.fields.find((x) => x.name === field);
+    if (!f) throw new Error(`${m.name}.${field}: no such field`);
+    return f.dbName ?? f.name;
+  };
+  const shape: DatabaseShape = {};
+  for (const m of dmmf.datamodel.models) {
+    const table = tableOf(m);
+    const t: TableShape = { columns: {}, primaryKey: null, indexes: [], foreignKeys: [], other: [] };
+    for (const f of m.fields) {
+      if (f.kind === 'object') {
+        if (!f.relationFromFields?.length) continue; // the back-relation side holds no columns
+        const target = models.get(f.type)!;
+        const from = f.relationFromFields.map((x) => columnOf(m, x));
+        const required = f.relationFromFields.every((x) => m.fields.find((y) => y.name === x)!.isRequired);
+        t.foreignKeys.push({
+          name: constraintName(table, from, 'fkey'),
+          columns: from,
+          refTable: tableOf(target),
+          refColumns: (f.relationToFields ?? []).map((x) => columnOf(target, x)),
+          // Prisma's defaults when the schema names no action.
+          onDelete: f.relationOnDelete ?? (required ? 'Restrict' : 'SetNull'),
+          onUpdate: f.relationOnUpdate ?? 'Cascade',
+        });
+        continue;
+      }
+      t.columns[f.dbName ?? f.name] = {
+        type: expectedColumnType(m.name, f),
+        // Prisma creates scalar lists without NOT NULL even though the client treats them as required.
+        notNull: f.isRequired && !f.isList,
+        default: expectedDefault(m.name, f),
+      };
+    }
+    for (const ix of dmmf.datamodel.indexes.filter((i) => i.model === m.name)) {
+      const columns = ix.fields.map((c) => {
+        if (c.length !== undefined || c.operatorClass !== undefined) {
+          throw new Error(`${m.name}: index options on ${c.name} are not mapped in test/db/support/schema-diff.ts; add them`);
+        }
+        return `${columnOf(m, c.name)}${c.sortOrder === 'desc' ? ' DESC' : ''}`;
+      });
+      const plain = columns.map((c) => c.replace(/ DESC$/, ''));
+      const algorithm = (ix as { algorithm?: string }).algorithm;
+      switch (ix.type) {
+        case 'id':
+          t.primaryKey = { name: ix.dbName ?? `${table}_pkey`, columns: plain };
+          break;
+        case 'unique':
+        case 'normal':
+          t.indexes.push({
+            name: ix.dbName ?? constraintName(table, plain, ix.type === 'unique' ? 'key' : 'idx'),
+            columns,
+            unique: ix.type === 'unique',
+            method: algorithm ? algorithm.toLowerCase() : 'btree',
+          });
+          break;
+        default:
+          throw new Error(`${m.name}: a ${ix.type} index is not mapped in test/db/support/schema-diff.ts; add it`);
+      }
+    }
+    shape[table] = t;
+  }
+  return shape;
+}
+
+/** Reads every relation of the current schema from pg_catalog into the same shape. */
+export async function introspectShape(db: SqlSession): Promise<DatabaseShape> {
+  const relations = await db.query<{ name: string; kind: string }>(
+    `SELECT c.relname AS name, c.relkind::text AS kind
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
+  );
+  const columns = await db.query<{ table: string; attnum: number; name: string; type: string; not_null: boolean; default: string | null; generated: string }>(
+    `SELECT c.relname AS "table", a.attnum::int AS attnum, a.attname AS name,
+            format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
+            pg_get_expr(d.adbin, d.adrelid) AS "default",
+            (a.attidentity::text || a.attgenerated::text) AS generated
+       FROM pg_attribute a
+       JOIN pg_class c ON c.oid = a.attrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        AND a.attnum > 0 AND NOT a.attisdropped`,
+  );
+  const indexes = await db.query<{ table: string; name: string; unique: boolean; primary: boolean; method: string; keys: number[]; options: number[]; partial: boolean }>(
+    `SELECT t.relname AS "table", i.relname AS name, x.indisunique AS "unique", x.indisprimary AS "primary",
+            am.amname AS method, array_to_json(x.indkey::int2[]) AS keys,
+            array_to_json(x.indoption::int2[]) AS options, x.indpred IS NOT NULL AS partial
+       FROM pg_index x
+       JOIN pg_class i ON i.oid = x.indexrelid
+       JOIN pg_class t ON t.oid = x.indrelid
+       JOIN pg_am am ON am.oid = i.relam
+       JOIN pg_namespace n ON n.oid = t.relnamespace
+      WHERE n.nspname = current_schema()`,
+  );
+  const constraints = await db.query<{ table: string; name: string; type: string; keys: number[] | null; ref_table: string | null; ref_keys: number[] | null; on_delete: string; on_update: string; deferrable: boolean }>(
+    `SELECT t.relname AS "table", con.conname AS name, con.contype::text AS type,
+            array_to_json(con.conkey) AS keys, rt.relname AS ref_table, array_to_json(con.confkey) AS ref_keys,
+            con.confdeltype::text AS on_delete, con.confupdtype::text AS on_update, con.condeferrable AS deferrable
+       FROM pg_constraint con
+       JOIN pg_class t ON t.oid = con.conrelid
+       JOIN pg_namespace n ON n.oid = t.relnamespace
+       LEFT JOIN pg_class rt ON rt.oid = con.confrelid
+      WHERE n.nspname = current_schema()`,
+  );
+
+  const attname = new Map(columns.map((c) => [`${c.table}#${c.attnum}`, c.name]));
+  const col = (table: string, attnum: number) => (attnum === 0 ? '<expression>' : attname.get(`${table}#${attnum}`) ?? `<attnum ${attnum}>`);
+  const shape: DatabaseShape = {};
+  for (const r of relations) {
+    shape[r.name] = { columns: {}, primaryKey: null, indexes: [], foreignKeys: [], other: [] };
+    if (r.kind !== 'r' && r.kind !== 'p') shape[r.name]!.other.push(`relation kind ${r.kind} (not a plain table)`);
+  }
+  for (const c of columns) {
+    shape[c.table]!.columns[c.name] = { type: c.type, notNull: c.not_null, default: normaliseDefault(c.default) };
+    if (c.generated) shape[c.table]!.other.push(`column ${c.name} is identity/generated (${c.generated})`);
+  }
+  for (const x of indexes) {
+    const t = shape[x.table];
+    if (!t || x.primary) continue; // the primary key is read from its constraint
+    const cols = x.keys.map((k, i) => `${col(x.table, k)}${(x.options[i]! & 1) === 1 ? ' DESC' : ''}`);
+    if (x.partial) t.other.push(`index ${x.name} is partial`);
+    t.indexes.push({ name: x.name, columns: cols, unique: x.unique, method: x.method });
+  }
+  for (const c of constraints) {
+    const t = shape[c.table];
+    if (!t) continue;
+    const cols = (c.keys ?? []).map((k) => col(c.table, k));
+    switch (c.type) {
+      case 'p':
+        t.primaryKey = { name: c.name, columns: cols };
+        break;
+      case 'f':
+        t.foreignKeys.push({
+          name: c.name,
+          columns: cols,
+          refTable: c.ref_table!,
+          refColumns: (c.ref_keys ?? []).map((k) => col(c.ref_table!, k)),
+          onDelete: REFERENTIAL_ACTION[c.on_delete] ?? c.on_delete,
+          onUpdate: REFERENTIAL_ACTION[c.on_update] ?? c.on_update,
+        });
+        if (c.deferrable) t.other.push(`foreign key ${c.name} is deferrable`);
+        break;
+      case 'u':
+        break; // a unique constraint's index is already among the indexes
+      case 'n':
+        break; // PostgreSQL 18 records NOT NULL as constraints too; read from the column
+      default:
+        t.other.push(`constraint ${c.name} of type ${c.type}`);
+    }
+  }
+  return shape;
+}
+
+const show = (v: unknown) => JSON.stringify(v);
+
+/** Every way `actual` differs from `expected`, one sentence each; empty when they agree. */
+export function diffShapes(expected: DatabaseShape, actual: DatabaseShape, ignoreTables = MIGRATION_TABLES): string[] {
+  const out: string[] = [];
+  for (const table of Object.keys(actual).sort()) {
+    if (!(table in expected) && !ignoreTables.includes(table)) out.push(`table "${table}" exists in the database but not in schema.prisma`);
+  }
+  for (const [table, e] of Object.entries(expected).sort(([a], [b]) => a.localeCompare(b))) {
+    const a = actual[table];
+    if (!a) {
+      out.push(`table "${table}" (model in schema.prisma) is missing from the database`);
+      continue;
+    }
+    for (const name of Object.keys(a.columns)) {
+      if (!(name in e.columns)) out.push(`column "${table}"."${name}" exists in the database but not in schema.prisma`);
+    }
+    for (const [name, ec] of Object.entries(e.columns)) {
+      const ac = a.columns[name];
+      if (!ac) {
+        out.push(`column "${table}"."${name}" (field in schema.prisma) is missing from the database`);
+        continue;
+      }
+      if (ac.type !== ec.type) out.push(`column "${table}"."${name}" is ${ac.type} in the database, schema.prisma says ${ec.type}`);
+      if (ac.notNull !== ec.notNull) {
+        out.push(`column "${table}"."${name}" is ${ac.notNull ? 'NOT NULL' : 'nullable'} in the database, schema.prisma says ${ec.notNull ? 'NOT NULL' : 'nullable'}`);
+      }
+      if (ac.default !== ec.default) out.push(`column "${table}"."${name}" has default ${show(ac.default)} in the database, schema.prisma says ${show(ec.default)}`);
+    }
+    if (show(a.primaryKey) !== show(e.primaryKey)) {
+      out.push(`table "${table}" has primary key ${show(a.primaryKey)} in the database, schema.prisma says ${show(e.primaryKey)}`);
+    }
+    const byName = <T extends KeyShape>(xs: T[]) => new Map(xs.map((x) => [x.name, x]));
+    const ai = byName(a.indexes);
+    const ei = byName(e.indexes);
+    for (const [name, x] of ai) if (!ei.has(name)) out.push(`index ${show(x)} on "${table}" exists in the database but not in schema.prisma`);
+    for (const [name, x] of ei) {
+      const y = ai.get(name);
+      if (!y) out.push(`index ${show(x)} on "${table}" (schema.prisma) is missing from the database`);
+      else if (show(x) !== show(y)) out.push(`index on "${table}" is ${show(y)} in the database, schema.prisma says ${show(x)}`);
+    }
+    const af = byName(a.foreignKeys);
+    const ef = byName(e.foreignKeys);
+    for (const [name, x] of af) if (!ef.has(name)) out.push(`foreign key ${show(x)} on "${table}" exists in the database but not in schema.prisma`);
+    for (const [name, x] of ef) {
+      const y = af.get(name);
+      if (!y) out.push(`foreign key ${show(x)} on "${table}" (schema.prisma relation) is missing from the database`);
+      else if (show(x) !== show(y)) out.push(`foreign key on "${table}" is ${show(y)} in the database, schema.prisma says ${show(x)}`);
+    }
+    for (const o of a.other) out.push(`"${table}" has ${o}, which schema.prisma cannot express`);
+  }
+  return out;
+}
