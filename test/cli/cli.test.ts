@@ -260,14 +260,21 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     const rs = await human('key', 'rotate', '--tenant', 'acme', '--alg', 'RS256');
     expect(rs.split('\n')[0]).toMatch(/^active key is now \S+ \(RS256\)$/);
 
-    // Revoke the pending EdDSA key: gone from the JWKS at once.
-    const edPending = (await json<any[]>('key', 'list', '--tenant', 'acme')).find((k) => k.alg === 'EdDSA' && k.status === 'pending')!;
-    expect(await jwksKids('acme')).toContain(edPending.kid);
-    const revoked = await json('key', 'revoke', '--tenant', 'acme', edPending.kid);
-    expect(revoked.revoked).toMatchObject({ kid: edPending.kid, status: 'revoked', published: false });
+    // Rotating to RS256 withdrew the EdDSA key that was pending: it can never sign, so it left
+    // the JWKS; the pending key now is RS256.
+    const listed = await json<any[]>('key', 'list', '--tenant', 'acme');
+    const edWithdrawn = listed.find((k) => k.alg === 'EdDSA' && k.kid !== ed.active.kid)!;
+    expect(edWithdrawn).toMatchObject({ status: 'retired', published: false });
+    expect(await jwksKids('acme')).not.toContain(edWithdrawn.kid);
+
+    // Revoke the pending RS256 key: gone from the JWKS at once.
+    const rsPending = listed.find((k) => k.alg === 'RS256' && k.status === 'pending')!;
+    expect(await jwksKids('acme')).toContain(rsPending.kid);
+    const revoked = await json('key', 'revoke', '--tenant', 'acme', rsPending.kid);
+    expect(revoked.revoked).toMatchObject({ kid: rsPending.kid, status: 'revoked', published: false });
     expect(revoked.revoked.revoked_at).toMatch(/^\d{4}-/);
     expect(revoked.keys.map((k: any) => k.status)).toContain('active');
-    expect(await jwksKids('acme')).not.toContain(edPending.kid);
+    expect(await jwksKids('acme')).not.toContain(rsPending.kid);
 
     // Human revoke of the retired first key.
     const out = await human('key', 'revoke', '--tenant', 'acme', first.kid);
