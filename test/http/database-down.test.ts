@@ -22,7 +22,9 @@ describe('database unavailable (postgres)', () => {
   afterAll(() => b?.close());
 
   it('token requests get a retryable 503 JSON error, never a 500', async () => {
-    const warm = await tokenRequest(b, 'acme', { grant_type: 'client_credentials' }, { basic: [acme.client_id, acme.client_secret!] });
+    // acme's issuer is warm, but a client that is not in the short-lived client cache needs the
+    // database: it gets a 503, not invalid_client (which would tell a caller its client is gone).
+    const warm = await tokenRequest(b, 'acme', { grant_type: 'client_credentials' }, { basic: ['cl_not_cached', 'y'] });
     expect(warm.status).toBe(503);
     expect(warm.body.error).toBe('temporarily_unavailable');
     const cold = await tokenRequest(b, 'cold', { grant_type: 'client_credentials' }, { basic: ['x', 'y'] });
