@@ -5,6 +5,7 @@ import { createKeyService } from './keys/service.js';
 import { createTenantService } from './tenants/service.js';
 import { createResourceService } from './resources/service.js';
 import { createClientService } from './clients/service.js';
+import { createAgentService } from './agents/service.js';
 import { createSecretVerifier } from './clients/secrets.js';
 import { createIssuerRegistry } from './issuer/registry.js';
 import type { IssuerObserver } from './issuer/provider.js';
@@ -20,12 +21,13 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const kek = loadKek(config);
   const keys = createKeyService({ prisma: db.prisma, kek, changes });
   const tenants = createTenantService({ prisma: db.prisma, keys, changes });
-  const resources = createResourceService({ prisma: db.prisma, changes });
+  const resources = createResourceService({ prisma: db.prisma, changes, publicUrl: config.publicUrl });
   const clients = createClientService({ prisma: db.prisma, changes });
+  const agents = createAgentService({ prisma: db.prisma, clients, changes });
   const secrets = createSecretVerifier();
   const replay = memoryReplayStore();
-  const issuers = createIssuerRegistry({ config, tenants, keys, clients, secrets, replay, changes, observer });
-  return { config, db, changes, keys, tenants, resources, clients, secrets, replay, issuers };
+  const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, secrets, replay, changes, observer });
+  return { config, db, changes, keys, tenants, resources, clients, agents, secrets, replay, issuers };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -5,7 +5,7 @@ import type { Services } from '../services.js';
 import { readJson } from '../http/body.js';
 import { parseInput } from '../shared/validate.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../keys/lifecycle.js';
-import { requireAdmin } from './auth.js';
+import { requireAdmin, type AdminPrincipal } from './auth.js';
 import { openApiDocument } from './openapi.js';
 
 /**
@@ -85,6 +85,23 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
   });
   router.post('/tenants/:tenant/clients/:client/disable', async (ctx) => {
     ctx.body = await services.clients.disable(await tenantOf(ctx), ctx.params.client!);
+  });
+
+  // Agents (clients of kind agent, in their home tenant) and their delegations (installations)
+  router.post('/tenants/:tenant/agents', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    created(ctx, await services.agents.createAgent(tenant, await body(ctx)));
+  });
+  router.post('/tenants/:tenant/delegations', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    const admin = ctx.state.admin as AdminPrincipal;
+    created(ctx, await services.agents.grant(tenant, await body(ctx), admin.clientId));
+  });
+  router.get('/tenants/:tenant/delegations', async (ctx) => {
+    ctx.body = { delegations: await services.agents.list(await tenantOf(ctx)) };
+  });
+  router.post('/tenants/:tenant/delegations/:delegation/revoke', async (ctx) => {
+    ctx.body = await services.agents.revoke(await tenantOf(ctx), ctx.params.delegation!);
   });
 
   return router;

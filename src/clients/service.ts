@@ -16,7 +16,9 @@ export const PLATFORM_ADMIN_CLIENT = 'platform-admin';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
-export const GRANT_TYPES = ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'] as const;
+/** RFC 8693 §2.1 grant type identifier. */
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const GRANT_TYPES = ['client_credentials', TOKEN_EXCHANGE] as const;
 /** Only these algorithms may sign a client assertion (private_key_jwt). */
 export const CLIENT_ASSERTION_ALGS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
 

@@ -30,6 +30,8 @@ export interface Config {
   issuerCacheSize: number;
   /** Largest request body accepted, bytes; larger gets 413 before any parsing. */
   maxBodyBytes: number;
+  /** Most actors a token-exchange `act` chain may hold (RFC 8693 §4.1). */
+  maxActDepth: number;
 }
 
 const tenantUrl = z
@@ -57,6 +59,7 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ISSUER_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1_048_576).default(32 * 1024),
+  MAX_ACT_DEPTH: z.coerce.number().int().min(1).max(16).default(4),
 });
 
 /** Thrown by {@link loadConfig}; `problems` holds one human line per invalid variable. */
@@ -91,6 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     issuerCacheSize: e.ISSUER_CACHE_SIZE,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    maxActDepth: e.MAX_ACT_DEPTH,
   };
 }
 

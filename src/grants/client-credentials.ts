@@ -1,7 +1,8 @@
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { readBulkheadMetadata } from '../issuer/client-metadata.js';
-import { decideClientCredentials, parseScopeParam, type Refusal } from './rules.js';
-import type { IssuerContext } from '../issuer/context.js';
+import { capTtl, decideClientCredentials, parseScopeParam, type Refusal } from './rules.js';
+import type { GrantDeps, IssuerContext } from '../issuer/context.js';
+import { tokenEndpointProof } from './dpop.js';
 
 /**
  * OAuth 2.0 client credentials grant (RFC 6749 §4.4) with resource indicators (RFC 8707), issuing
@@ -31,7 +32,7 @@ export function asList(value: unknown): string[] {
   return (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string');
 }
 
-export function handler(issuer: IssuerContext) {
+export function handler(issuer: IssuerContext, deps: GrantDeps) {
   return async function clientCredentials(ctx: KoaContextWithOIDC): Promise<void> {
     const { client, params } = ctx.oidc;
     if (!client || !params) throw new errors.InvalidClient();
@@ -40,28 +41,55 @@ export function handler(issuer: IssuerContext) {
     if (issuer.tenant.status !== 'active') {
       throw new errors.AccessDenied(`tenant ${issuer.tenant.id} is suspended and issues no tokens`);
     }
-    if (!meta.grantTypes.includes(grantType)) {
+    // An agent installed here from another tenant may only exchange: its credential comes from home.
+    if (!meta.grantTypes.includes(grantType) || meta.homeTenant !== issuer.tenant.id) {
       throw new errors.UnauthorizedClient('this client may not use the client_credentials grant');
+    }
+    const resources = asList(params.resource);
+    const proofJkt = await tokenEndpointProof(ctx, issuer, deps.replay);
+
+    // An agent asking for no resource gets its agent credential: audience its own issuer, no
+    // scope. It proves who the agent is and grants nothing; only token exchange accepts it.
+    if (meta.kind === 'agent' && resources.length === 0) {
+      if (params.scope !== undefined && params.scope !== '') {
+        throw new errors.InvalidScope('an agent credential carries no scope: ask for scopes by token exchange', String(params.scope));
+      }
+      const minted = await issuer.mint({
+        subject: client.clientId,
+        clientId: client.clientId,
+        audience: issuer.issuer,
+        scopes: [],
+        ttl: capTtl(issuer.tenant.tokenTtl, meta.tokenTtl),
+        ...(proofJkt ? { jkt: proofJkt } : {}),
+      });
+      ctx.body = { access_token: minted.token, token_type: proofJkt ? 'DPoP' : 'Bearer', expires_in: minted.expiresIn };
+      return;
     }
 
     const decision = decideClientCredentials({
-      requestedResources: asList(params.resource),
+      requestedResources: resources,
       requestedScopes: parseScopeParam(params.scope),
       client: meta,
       tenantTtl: issuer.tenant.tokenTtl,
     });
     if (!decision.ok) throw refusalError(decision);
+    if (decision.requireDpop && !proofJkt) {
+      throw new errors.InvalidRequest('a DPoP proof is required: tokens for this resource must be DPoP-bound');
+    }
 
-    const value = await issuer.mint(ctx, {
+    const minted = await issuer.mint({
+      subject: client.clientId,
+      clientId: client.clientId,
       audience: decision.audience,
       scopes: decision.scopes,
       ttl: decision.ttl,
+      ...(proofJkt ? { jkt: proofJkt } : {}),
     });
 
     ctx.body = {
-      access_token: value,
-      token_type: 'Bearer',
-      expires_in: decision.ttl,
+      access_token: minted.token,
+      token_type: proofJkt ? 'DPoP' : 'Bearer',
+      expires_in: minted.expiresIn,
       scope: decision.scopes.join(' '),
     };
   };

@@ -7,6 +7,8 @@ export interface ResourceGrantable {
   uri: string;
   scopes: string[];
   tokenTtl: number | null;
+  /** Tokens for it must be DPoP-bound (RFC 9449). */
+  requireDpop?: boolean;
 }
 
 export interface ClientGrantable {
@@ -89,7 +91,7 @@ export function decideClientCredentials(input: {
   requestedScopes: string[] | undefined;
   client: ClientGrantable;
   tenantTtl: number;
-}): Decision<{ audience: string; scopes: string[]; ttl: number }> {
+}): Decision<{ audience: string; scopes: string[]; ttl: number; requireDpop: boolean }> {
   const r = chooseResource(input.requestedResources, input.client);
   if (!r.ok) return r;
   const s = grantScopes(input.requestedScopes, input.client.scopes, r.resource.scopes);
@@ -99,5 +101,6 @@ export function decideClientCredentials(input: {
     audience: r.resource.uri,
     scopes: s.scopes,
     ttl: capTtl(input.tenantTtl, input.client.tokenTtl, r.resource.tokenTtl),
+    requireDpop: r.resource.requireDpop === true,
   };
 }

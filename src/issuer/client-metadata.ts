@@ -12,15 +12,18 @@ export const BULKHEAD_METADATA = 'bulkhead';
 export interface BulkheadClientMetadata extends ClientGrantable {
   kind: string;
   grantTypes: string[];
+  /** The tenant the client is registered in: the issuer's own, or an agent's home elsewhere. */
+  homeTenant: string;
 }
 
 export function toProviderMetadata(c: ClientWithResources, supportedGrantTypes: string[]): Record<string, unknown> {
   const bulkhead: BulkheadClientMetadata = {
     kind: c.kind,
     grantTypes: c.grantTypes,
+    homeTenant: c.tenantId,
     scopes: c.scopes,
     tokenTtl: c.tokenTtl,
-    resources: c.resources.map(({ resource: r }) => ({ uri: r.uri, scopes: r.scopes, tokenTtl: r.tokenTtl })),
+    resources: c.resources.map(({ resource: r }) => ({ uri: r.uri, scopes: r.scopes, tokenTtl: r.tokenTtl, requireDpop: r.requireDpop })),
   };
   return {
     client_id: c.id,

@@ -5,14 +5,17 @@ import type { SecretVerifier } from '../clients/secrets.js';
 import { CLIENT_ASSERTION_ALGS } from '../clients/service.js';
 import type { ReplayStore } from '../shared/replay.js';
 import * as clientCredentials from '../grants/client-credentials.js';
+import * as tokenExchange from '../grants/token-exchange.js';
+import type { AgentService } from '../agents/service.js';
+import { DPOP_ALGS } from '../dpop/proof.js';
 import { tenantAdapter } from './adapter.js';
-import { toProviderMetadata } from './client-metadata.js';
+import { readBulkheadMetadata, toProviderMetadata } from './client-metadata.js';
 import { mintAccessToken } from './mint.js';
 import type { IssuerContext, Signer, TenantSnapshot } from './context.js';
 
-/** A client assertion (RFC 7523) may live at most this long; longer ones are refused. */
-export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
-export const CLOCK_TOLERANCE_SECONDS = 15;
+import { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from './constants.js';
+
+export { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS };
 
 export interface IssuerObserver {
   issued?(tenantId: string, grantType: string, ctx: KoaContextWithOIDC): void;
@@ -22,13 +25,18 @@ export interface IssuerObserver {
 
 export interface BuildIssuerDeps {
   clients: ClientService;
+  agents: Pick<AgentService, 'findActive' | 'homeOf'>;
   secrets: SecretVerifier;
   replay: ReplayStore;
+  /** Longest `act` chain a token may carry (RFC 8693 §4.1). */
+  maxActDepth: number;
+  /** Another tenant's issuer (an agent's home). */
+  peer(tenantId: string): Promise<IssuerContext | undefined>;
   observer?: IssuerObserver;
 }
 
-/** The grant types every tenant issuer supports (the token-exchange grant joins in its issue). */
-const GRANTS = [clientCredentials];
+/** The grant types every tenant issuer supports, each its own module. */
+const GRANTS = [clientCredentials, tokenExchange];
 
 /**
  * Builds one tenant's issuer: an oidc-provider instance whose issuer identifier is the tenant's
@@ -45,9 +53,15 @@ export function buildIssuer(
   const grantTypes = GRANTS.map((g) => g.grantType);
 
   const configuration: Configuration = {
+    // The clients of this tenant are its own rows, plus every agent from another tenant that
+    // holds an active delegation here (and only while it does); anyone else is unknown.
     adapter: tenantAdapter(async (id) => {
-      const c = await deps.clients.findActive(tenant.id, id);
-      return c && toProviderMetadata(c, grantTypes);
+      const own = await deps.clients.findActive(tenant.id, id);
+      if (own) return toProviderMetadata(own, grantTypes);
+      const home = await deps.agents.homeOf(tenant.id, id);
+      if (!home || home === tenant.id) return undefined;
+      const agent = await deps.clients.findActive(home, id);
+      return agent?.kind === 'agent' ? toProviderMetadata(agent, grantTypes) : undefined;
     }),
     clients: [],
     jwks: { keys: [signer.privateJwk as never] },
@@ -64,6 +78,8 @@ export function buildIssuer(
     claims: {},
     features: {
       devInteractions: { enabled: false },
+      // DPoP (RFC 9449) is Bulkhead's own (src/dpop/proof.ts, applied by each grant);
+      // oidc-provider's is off so that one implementation, with the shared replay store, decides.
       dPoP: { enabled: false },
       clientCredentials: { enabled: false },
       introspection: { enabled: false },
@@ -73,11 +89,7 @@ export function buildIssuer(
       resourceIndicators: { enabled: true, useGrantedResource: () => false },
     },
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
-    // RFC 9068 access tokens carry the tenant they were minted for.
-    extraTokenClaims: () => ({ tenant_id: tenant.id }),
-    ttl: {
-      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? tenant.tokenTtl,
-    },
+    discovery: { dpop_signing_alg_values_supported: [...DPOP_ALGS] },
     // RFC 7523bis: the assertion's audience is this issuer and nothing else; its lifetime is
     // short; its jti is single-use across every replica (atomic, unlike a find-then-save).
     async assertJwtClientAuthClaimsAndHeader(_ctx, claims) {
@@ -103,9 +115,10 @@ export function buildIssuer(
   const provider = new Provider(issuer, configuration);
 
   // Client secrets are argon2id hashes; oidc-provider's plaintext comparison is replaced here.
-  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientId: string; clientSecret?: string }, presented: string) {
+  // The verified-secret cache is keyed by the client's home tenant, where its secret lives.
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientId: string; clientSecret?: string; metadata(): Record<string, unknown> }, presented: string) {
     if (!this.clientSecret) return Promise.resolve(false);
-    return deps.secrets.verify(tenant.id, this.clientId, this.clientSecret, presented);
+    return deps.secrets.verify(readBulkheadMetadata(this).homeTenant, this.clientId, this.clientSecret, presented);
   } as never;
 
   const context: IssuerContext = {
@@ -114,11 +127,13 @@ export function buildIssuer(
     signer,
     keys,
     provider,
-    mint: (ctx, request) => mintAccessToken(provider, signer, ctx, request),
+    mint: (request) => mintAccessToken(issuer, tenant.id, signer, request),
+    peer: deps.peer,
   };
 
+  const grantDeps = { agents: deps.agents, replay: deps.replay, maxActDepth: deps.maxActDepth };
   for (const grant of GRANTS) {
-    provider.registerGrantType(grant.grantType, grant.handler(context) as never, grant.parameters, grant.allowDuplicates);
+    provider.registerGrantType(grant.grantType, grant.handler(context, grantDeps) as never, grant.parameters, grant.allowDuplicates);
   }
 
   const { observer } = deps;

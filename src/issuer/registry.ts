@@ -7,8 +7,8 @@ import { Lru } from '../shared/lru.js';
 import { buildIssuer, type BuildIssuerDeps } from './provider.js';
 import { snapshotTenant, type IssuerContext } from './context.js';
 
-export interface IssuerRegistryDeps extends BuildIssuerDeps {
-  config: Pick<Config, 'publicUrl' | 'issuerCacheSize'>;
+export interface IssuerRegistryDeps extends Omit<BuildIssuerDeps, 'peer' | 'maxActDepth'> {
+  config: Pick<Config, 'publicUrl' | 'issuerCacheSize' | 'maxActDepth'>;
   tenants: TenantService;
   keys: KeyService;
   changes: ChangeEvents;
@@ -45,12 +45,16 @@ export function createIssuerRegistry(deps: IssuerRegistryDeps) {
     if (!tenant) return undefined;
     const { keys, signer } = await deps.keys.loadForIssuer(tenantId);
     if (!signer) throw new Error(`tenant ${tenantId} has no active signing key`);
-    const context = buildIssuer(issuerFor(deps.config, tenantId), snapshotTenant(tenant), signer, keys, deps);
+    const context = buildIssuer(issuerFor(deps.config, tenantId), snapshotTenant(tenant), signer, keys, {
+      ...deps,
+      maxActDepth: deps.config.maxActDepth,
+      peer: (id) => registry.get(id),
+    });
     if ((generation.get(tenantId) ?? 0) === gen) cache.set(tenantId, { context, builtAt: Date.now() });
     return context;
   }
 
-  return {
+  const registry = {
     /** The tenant's issuer, or undefined when no such tenant exists. */
     async get(tenantId: string): Promise<IssuerContext | undefined> {
       const hit = cache.get(tenantId);
@@ -68,6 +72,7 @@ export function createIssuerRegistry(deps: IssuerRegistryDeps) {
       return cache.size;
     },
   };
+  return registry;
 }
 
 export type IssuerRegistry = ReturnType<typeof createIssuerRegistry>;

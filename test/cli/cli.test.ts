@@ -293,7 +293,7 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
 
     const billing = await json('resource', 'create', '--tenant', 'acme', '--uri', 'https://billing.acme.test/', '--scopes', ' invoices:read , invoices:read ');
     expect(billing).toMatchObject({ uri: 'https://billing.acme.test/', scopes: ['invoices:read'], token_ttl: null });
-    expect(Object.keys(billing).sort()).toEqual(['created_at', 'id', 'scopes', 'token_ttl', 'uri']);
+    expect(Object.keys(billing).sort()).toEqual(['created_at', 'id', 'require_dpop', 'scopes', 'token_ttl', 'uri']);
 
     const { header, rows } = parseTable(await human('resource', 'list', '--tenant', 'acme'));
     expect(header).toBe('URI SCOPES TOKEN_TTL ID');

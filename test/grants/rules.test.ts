@@ -75,9 +75,11 @@ describe('decideClientCredentials', () => {
   const client = { scopes: ['read', 'invoices'], tokenTtl: 120, resources: [api, billing] };
   it('combines audience, scopes and the TTL caps of tenant, client and resource', () => {
     expect(decideClientCredentials({ requestedResources: [api.uri], requestedScopes: ['read'], client, tenantTtl: 300 }))
-      .toEqual({ ok: true, audience: api.uri, scopes: ['read'], ttl: 120 });
+      .toEqual({ ok: true, audience: api.uri, scopes: ['read'], ttl: 120, requireDpop: false });
     expect(decideClientCredentials({ requestedResources: [billing.uri], requestedScopes: undefined, client, tenantTtl: 300 }))
-      .toEqual({ ok: true, audience: billing.uri, scopes: ['invoices'], ttl: 60 });
+      .toEqual({ ok: true, audience: billing.uri, scopes: ['invoices'], ttl: 60, requireDpop: false });
+    expect(decideClientCredentials({ requestedResources: [api.uri], requestedScopes: ['read'], client: { ...client, resources: [{ ...api, requireDpop: true }] }, tenantTtl: 300 }))
+      .toMatchObject({ ok: true, requireDpop: true });
     expect(decideClientCredentials({ requestedResources: [api.uri], requestedScopes: undefined, client: { ...client, tokenTtl: null }, tenantTtl: 30 }))
       .toMatchObject({ ok: true, ttl: 30 });
   });
