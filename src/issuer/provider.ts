@@ -69,6 +69,7 @@ export function buildIssuer(
     enabledJWA: {
       clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never,
       idTokenSigningAlgValues: [signer.alg as never],
+      dPoPSigningAlgValues: [...DPOP_ALGS] as never,
     },
     // oidc-provider validates every client against these defaults; Bulkhead issues no ID tokens.
     clientDefaults: { id_token_signed_response_alg: signer.alg, grant_types: grantTypes, response_types: [] } as never,
@@ -78,9 +79,10 @@ export function buildIssuer(
     claims: {},
     features: {
       devInteractions: { enabled: false },
-      // DPoP (RFC 9449) is Bulkhead's own (src/dpop/proof.ts, applied by each grant);
-      // oidc-provider's is off so that one implementation, with the shared replay store, decides.
-      dPoP: { enabled: false },
+      // DPoP (RFC 9449) is on, so the metadata advertises it; the proofs themselves are checked
+      // by Bulkhead's grants (src/grants/dpop.ts → src/dpop/proof.ts), because oidc-provider hands
+      // its DPoP helpers only to its built-in grants, not to grants added by registerGrantType.
+      dPoP: { enabled: true, allowReplay: false },
       clientCredentials: { enabled: false },
       introspection: { enabled: false },
       revocation: { enabled: false },
@@ -89,7 +91,6 @@ export function buildIssuer(
       resourceIndicators: { enabled: true, useGrantedResource: () => false },
     },
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
-    discovery: { dpop_signing_alg_values_supported: [...DPOP_ALGS] },
     // RFC 7523bis: the assertion's audience is this issuer and nothing else; its lifetime is
     // short; its jti is single-use across every replica (atomic, unlike a find-then-save).
     async assertJwtClientAuthClaimsAndHeader(_ctx, claims) {

@@ -69,6 +69,7 @@ describe.each(DATABASES)('token exchange: the agent story (%s)', (kind) => {
     const cred = await agentCredential();
     const acme = await as('acme');
     expect(acme.grant_types_supported).toContain(TE);
+    expect(acme.dpop_signing_alg_values_supported).toEqual(expect.arrayContaining(['ES256', 'EdDSA', 'PS256']));
     const c: oauth.Client = { client_id: agent.client_id };
     const res = await oauth.genericTokenEndpointRequest(acme, c, oauth.ClientSecretBasic(agent.client_secret), TE, new URLSearchParams({
       subject_token: cred,
