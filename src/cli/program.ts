@@ -45,11 +45,48 @@ const seconds = (value: string) => {
   return Number(value);
 };
 
+/**
+ * An ISO 8601 instant: a calendar date, a time of day and an offset (`Z` or `±hh:mm`), e.g.
+ * `2030-01-31T18:00:00Z`. A date alone or a time without an offset names no single instant, and
+ * `Date.parse` quietly rolls `02-30` into March, so every field is checked here. Returned in
+ * the canonical UTC form the admin API takes (`expires_at`).
+ */
+export function isoInstant(value: string): string {
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(\.\d{1,9})?)?(?:Z|([+-])(\d\d):?(\d\d))$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(ISO_INSTANT_HINT);
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = [1, 2, 3, 4, 5, 6, 9, 10].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number, number, number];
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
+  if (day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59 || offsetHours > 23 || offsetMinutes > 59) {
+    throw new InvalidArgumentError(ISO_INSTANT_HINT);
+  }
+  const offset = (m[8] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes);
+  const at = new Date(0);
+  at.setUTCFullYear(year, month - 1, day); // not Date.UTC, which reads years 0-99 as 1900-1999
+  at.setUTCHours(hour, minute - offset, second, m[7] ? Math.floor(Number(`0${m[7]}`) * 1000) : 0);
+  return at.toISOString();
+}
+const ISO_INSTANT_HINT = 'expected an ISO 8601 instant with an offset, such as 2030-01-31T18:00:00Z or 2030-01-31T19:00:00+01:00';
+
+/** Reads a public JWKS file for `--jwks` (a refusal, not a usage error, when it cannot be read). */
+function readJwks(file: string | undefined): unknown {
+  if (!file) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new CliFailure(`cannot read a JWKS from ${file}`);
+  }
+}
+
 type Row = Record<string, unknown>;
 const TENANT_COLUMNS = ['id', 'name', 'status', 'token_ttl', 'created_at'];
 const KEY_COLUMNS = ['kid', 'alg', 'status', 'published', 'created_at', 'publish_until'];
-const RESOURCE_COLUMNS = ['uri', 'scopes', 'token_ttl', 'id'];
+const RESOURCE_COLUMNS = ['uri', 'scopes', 'token_ttl', 'require_dpop', 'id'];
 const CLIENT_COLUMNS = ['client_id', 'name', 'kind', 'token_endpoint_auth_method', 'scopes', 'resources', 'status'];
+const AGENT_COLUMNS = ['client_id', 'name', 'kind', 'token_endpoint_auth_method', 'token_ttl', 'status'];
+const DELEGATION_COLUMNS = ['id', 'client_id', 'agent_tenant', 'scopes', 'resources', 'status', 'expires_at', 'token_ttl', 'require_dpop'];
+const DELEGATION_RECORD = [...DELEGATION_COLUMNS, 'created_by', 'created_at', 'revoked_at'];
+const SECRET_NOTE = 'Store the client_secret now: it is not shown again.';
 
 /**
  * The `bulkhead` command line: `serve` and `migrate` act on the database; every other command is
@@ -146,8 +183,14 @@ export function buildProgram(io: CliIo): Command {
     .requiredOption('--uri <uri>', 'resource indicator (absolute URI)')
     .requiredOption('--scopes <a,b>', 'scopes this resource accepts', list)
     .option('--ttl <seconds>', 'upper bound on token lifetime for this resource', seconds)
+    .option('--require-dpop', 'only DPoP-bound tokens (RFC 9449) are issued for this resource')
     .action(async (o) => {
-      const r = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/resources`, { uri: o.uri, scopes: o.scopes, token_ttl: o.ttl });
+      const r = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/resources`, {
+        uri: o.uri,
+        scopes: o.scopes,
+        token_ttl: o.ttl,
+        require_dpop: o.requireDpop,
+      });
       emit(o, r, () => record(r, RESOURCE_COLUMNS));
     });
   sub(resource, 'list', 'list resources').requiredOption('--tenant <id>', 'tenant').action(async (o) => {
@@ -167,24 +210,16 @@ export function buildProgram(io: CliIo): Command {
     .option('--ttl <seconds>', 'upper bound on token lifetime for this client', seconds)
     .option('--grant-types <a,b>', `grant types (${CLI_GRANT_TYPES.join(', ')})`, listOf(CLI_GRANT_TYPES))
     .action(async (o) => {
-      let jwks: unknown;
-      if (o.jwks) {
-        try {
-          jwks = JSON.parse(readFileSync(o.jwks, 'utf8'));
-        } catch {
-          throw new CliFailure(`cannot read a JWKS from ${o.jwks}`);
-        }
-      }
       const c = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/clients`, {
         name: o.name,
         scopes: o.scopes,
         resources: o.resources,
         token_endpoint_auth_method: o.auth,
-        jwks,
+        jwks: readJwks(o.jwks),
         token_ttl: o.ttl,
         grant_types: o.grantTypes,
       });
-      emit(o, c, () => `${record(c, [...CLIENT_COLUMNS, 'client_secret'])}${c.client_secret ? '\n\nStore the client_secret now: it is not shown again.' : ''}`);
+      emit(o, c, () => `${record(c, [...CLIENT_COLUMNS, 'client_secret'])}${c.client_secret ? `\n\n${SECRET_NOTE}` : ''}`);
     });
   sub(clientCmd, 'list', 'list clients').requiredOption('--tenant <id>', 'tenant').action(async (o) => {
     const { clients } = await admin().call<{ clients: Row[] }>('GET', `/tenants/${enc(o.tenant)}/clients`);
@@ -195,7 +230,7 @@ export function buildProgram(io: CliIo): Command {
     .argument('<client_id>')
     .action(async (id: string, o) => {
       const c = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/clients/${enc(id)}/rotate-secret`);
-      emit(o, c, () => `${record(c, ['client_id', 'name', 'client_secret'])}\n\nStore the client_secret now: it is not shown again.`);
+      emit(o, c, () => `${record(c, ['client_id', 'name', 'client_secret'])}\n\n${SECRET_NOTE}`);
     });
   sub(clientCmd, 'disable', 'stop a client from obtaining tokens')
     .requiredOption('--tenant <id>', 'tenant')
@@ -203,6 +238,57 @@ export function buildProgram(io: CliIo): Command {
     .action(async (id: string, o) => {
       const c = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/clients/${enc(id)}/disable`);
       emit(o, c, () => record(c, CLIENT_COLUMNS));
+    });
+
+  // agent
+  const agent = group('agent', 'register AI agents (clients of kind agent)');
+  sub(agent, 'create', 'register an agent in its home tenant (a secret is shown once)')
+    .requiredOption('--tenant <id>', "the agent's home tenant")
+    .requiredOption('--name <name>', 'unique client name in the home tenant')
+    .addOption(new Option('--auth <method>', 'token endpoint authentication').choices(CLI_AUTH_METHODS).default('client_secret_basic'))
+    .option('--jwks <file>', 'public JWKS file (private_key_jwt)')
+    .option('--ttl <seconds>', "upper bound on the lifetime of the agent's tokens", seconds)
+    .action(async (o) => {
+      const c = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/agents`, {
+        name: o.name,
+        token_endpoint_auth_method: o.auth,
+        jwks: readJwks(o.jwks),
+        token_ttl: o.ttl,
+      });
+      emit(o, c, () => `${record(c, [...AGENT_COLUMNS, 'client_secret'])}${c.client_secret ? `\n\n${SECRET_NOTE}` : ''}`);
+    });
+
+  // delegation
+  const delegation = group('delegation', 'install agents into tenants, within scopes and resources');
+  sub(delegation, 'grant', 'let an agent exchange its credential for tokens in this tenant, within these bounds')
+    .requiredOption('--tenant <id>', 'tenant the agent is installed into')
+    .requiredOption('--agent <client_id>', 'client_id of the agent (registered with `agent create`)')
+    .requiredOption('--scopes <a,b>', 'scopes the agent may ever obtain here', list)
+    .requiredOption('--resources <uri,uri>', "resources of this tenant the agent may obtain tokens for", list)
+    .option('--ttl <seconds>', "upper bound on the lifetime of the agent's tokens here", seconds)
+    .option('--expires <iso8601>', 'the delegation ends at this instant, e.g. 2030-01-31T18:00:00Z', isoInstant)
+    .option('--require-dpop', "the agent's tokens here must be DPoP-bound (RFC 9449)")
+    .action(async (o) => {
+      const d = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/delegations`, {
+        client_id: o.agent,
+        scopes: o.scopes,
+        resources: o.resources,
+        token_ttl: o.ttl,
+        expires_at: o.expires,
+        require_dpop: o.requireDpop,
+      });
+      emit(o, d, () => record(d, DELEGATION_RECORD));
+    });
+  sub(delegation, 'list', "list a tenant's delegations (active, revoked and expired)").requiredOption('--tenant <id>', 'tenant').action(async (o) => {
+    const { delegations } = await admin().call<{ delegations: Row[] }>('GET', `/tenants/${enc(o.tenant)}/delegations`);
+    emit(o, delegations, () => table(delegations, DELEGATION_COLUMNS));
+  });
+  sub(delegation, 'revoke', 'end a delegation: the agent can exchange nothing more in this tenant')
+    .requiredOption('--tenant <id>', 'tenant')
+    .argument('<id>', 'delegation id')
+    .action(async (id: string, o) => {
+      const d = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/delegations/${enc(id)}/revoke`);
+      emit(o, d, () => `revoked ${id}\n\n${record(d, DELEGATION_RECORD)}`);
     });
 
   return program;
