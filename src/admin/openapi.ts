@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { createTenantInput } from '../tenants/service.js';
 import { createResourceInput } from '../resources/service.js';
 import { createClientInput } from '../clients/service.js';
+import { createAgentInput, grantDelegationInput } from '../agents/service.js';
 import { KEY_ALGORITHMS } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE } from './auth.js';
 
@@ -17,6 +18,7 @@ const errors = {
   '413': ok('request body too large', 'Error'),
 };
 const tenantParam = { name: 'tenant', in: 'path', required: true, schema: { type: 'string' } };
+const pathParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
 const op = (summary: string, response: string, extra: Record<string, unknown> = {}) => ({
   summary,
   ...extra,
@@ -39,6 +41,9 @@ export const openApiDocument = {
   },
   security: [{ bearer: [] }],
   paths: {
+    '/admin/openapi.json': {
+      get: { summary: 'This document', security: [], responses: { '200': { description: 'the OpenAPI description of the admin API' } } },
+    },
     '/admin/tenants': {
       get: op('List tenants', 'TenantList'),
       post: create('Create a tenant (and its first signing keys)', 'CreateTenant', 'Tenant'),
@@ -75,6 +80,24 @@ export const openApiDocument = {
     '/admin/tenants/{tenant}/clients/{client_id}/disable': {
       post: op('Disable a client', 'Client', { parameters: [tenantParam, { name: 'client_id', in: 'path', required: true, schema: { type: 'string' } }] }),
     },
+    '/admin/tenants/{tenant}/agents': {
+      post: create(
+        'Register an agent (a client of kind agent) in its home tenant; the secret is returned once. Other tenants install it with a delegation',
+        'CreateAgent', 'Client', [tenantParam],
+      ),
+    },
+    '/admin/tenants/{tenant}/delegations': {
+      get: op("List the tenant's delegations: active, revoked and expired", 'DelegationList', { parameters: [tenantParam] }),
+      post: create(
+        "Install an agent into the tenant: the scopes and resources it may ever obtain here by token exchange (RFC 8693). One active delegation per agent and tenant (409 otherwise)",
+        'GrantDelegation', 'Delegation', [tenantParam],
+      ),
+    },
+    '/admin/tenants/{tenant}/delegations/{delegation}/revoke': {
+      post: op('Revoke a delegation: the next exchange by the agent in this tenant fails (409 if already revoked)', 'Delegation', {
+        parameters: [tenantParam, pathParam('delegation')],
+      }),
+    },
   },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
@@ -83,6 +106,8 @@ export const openApiDocument = {
       CreateTenant: schema(createTenantInput),
       CreateResource: schema(createResourceInput),
       CreateClient: schema(createClientInput),
+      CreateAgent: schema(createAgentInput),
+      GrantDelegation: schema(grantDelegationInput),
       RotateKey: { type: 'object', properties: { alg: { enum: [...KEY_ALGORITHMS] } }, additionalProperties: false },
       Tenant: {
         type: 'object',
@@ -99,7 +124,13 @@ export const openApiDocument = {
       },
       KeyList: { type: 'object', properties: { keys: { type: 'array', items: { $ref: '#/components/schemas/Key' } } } },
       KeyChange: { type: 'object', properties: { keys: { type: 'array', items: { $ref: '#/components/schemas/Key' } } } },
-      Resource: { type: 'object', properties: { id: { type: 'string' }, uri: { type: 'string' }, scopes: { type: 'array', items: { type: 'string' } }, token_ttl: { type: ['integer', 'null'] }, created_at: { type: 'string' } } },
+      Resource: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' }, uri: { type: 'string' }, scopes: { type: 'array', items: { type: 'string' } }, token_ttl: { type: ['integer', 'null'] },
+          require_dpop: { type: 'boolean', description: 'tokens for this resource must be DPoP-bound (RFC 9449)' }, created_at: { type: 'string' },
+        },
+      },
       ResourceList: { type: 'object', properties: { resources: { type: 'array', items: { $ref: '#/components/schemas/Resource' } } } },
       Client: {
         type: 'object',
@@ -111,6 +142,17 @@ export const openApiDocument = {
         },
       },
       ClientList: { type: 'object', properties: { clients: { type: 'array', items: { $ref: '#/components/schemas/Client' } } } },
+      Delegation: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' }, client_id: { type: 'string', description: 'the agent' }, agent_tenant: { type: 'string', description: "the agent's home tenant" },
+          scopes: { type: 'array', items: { type: 'string' } }, resources: { type: 'array', items: { type: 'string' } },
+          token_ttl: { type: ['integer', 'null'] }, expires_at: { type: ['string', 'null'] }, require_dpop: { type: 'boolean' },
+          created_by: { type: 'string', description: 'client_id of the admin that granted it' }, created_at: { type: 'string' },
+          revoked_at: { type: ['string', 'null'] }, status: { enum: ['active', 'revoked', 'expired'] },
+        },
+      },
+      DelegationList: { type: 'object', properties: { delegations: { type: 'array', items: { $ref: '#/components/schemas/Delegation' } } } },
     },
   },
 } as const;
