@@ -73,7 +73,7 @@ export type SubjectKind = 'agent-credential' | 'tenant-token';
  */
 export function classifySubject(
   subject: Pick<PresentedToken, 'iss' | 'aud' | 'scopes' | 'tenant_id'>,
-  at: { tenantId: string; issuer: string; clientHomeIssuer: string; clientIsAgent: boolean },
+  at: { tenantId: string; issuer: string; clientHomeTenant: string; clientHomeIssuer: string; clientIsAgent: boolean },
 ): Decision<{ kind: SubjectKind }> {
   const isCredential = subject.aud.length === 1 && subject.aud[0] === subject.iss && subject.scopes.length === 0;
   if (subject.iss === at.issuer && subject.tenant_id === at.tenantId) {
@@ -84,7 +84,7 @@ export function classifySubject(
     }
     return { ok: true, kind: 'tenant-token' };
   }
-  if (at.clientIsAgent && subject.iss === at.clientHomeIssuer) {
+  if (at.clientIsAgent && subject.iss === at.clientHomeIssuer && subject.tenant_id === at.clientHomeTenant) {
     return isCredential
       ? { ok: true, kind: 'agent-credential' }
       : refuse('invalid_request', "from the agent's home issuer only its agent credential is accepted");

@@ -104,6 +104,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
     const { kind } = must(classifySubject(subject, {
       tenantId: issuer.tenant.id,
       issuer: issuer.issuer,
+      clientHomeTenant: home.tenant.id,
       clientHomeIssuer: home.issuer,
       clientIsAgent: meta.kind === 'agent',
     }));
