@@ -1,6 +1,9 @@
 // Summarises a V8 .cpuprofile (as written by --cpu-prof or the inspector) into hotspots:
-// top functions by self time, self time per package, and "on stack" (inclusive) time per package.
-// Usable alone: `node bench/profile-summary.mjs bench/results/<file>.cpuprofile`.
+// top functions by self time, self time per package, and "on stack" (inclusive) time per package;
+// given how many requests the window served, also CPU µs per request, and the per-package
+// difference between two profiles (what one workload costs on top of another).
+// Usable alone: `node bench/profile-summary.mjs bench/results/<file>.cpuprofile [top] [requests]`.
+// A profile samples the main thread only: work on the libuv pool (argon2, WebCrypto) is not in it.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,36 +76,72 @@ export function summarizeProfile(file, top = 15) {
     }
   }
   const pct = (us) => Math.round((us / busyUs) * 1000) / 10;
-  const sorted = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top);
+  const sorted = (m, n = Infinity) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
   return {
     wallMs: Math.round(totalUs / 1000),
     busyMs: Math.round(busyUs / 1000),
     idlePct: Math.round((idleUs / totalUs) * 1000) / 10,
-    functions: sorted(fnSelf).map(([k, us]) => {
+    functions: sorted(fnSelf, top).map(([k, us]) => {
       const [fn, loc, cat] = k.split('\t');
       return { function: fn, location: loc, package: cat, selfMs: Math.round(us / 1000), selfPct: pct(us) };
     }),
-    packagesSelf: sorted(catSelf).map(([cat, us]) => ({ package: cat, selfMs: Math.round(us / 1000), selfPct: pct(us) })),
-    packagesOnStack: sorted(catInclusive).map(([cat, us]) => ({ package: cat, ms: Math.round(us / 1000), pct: pct(us) })),
+    // Every package (the formatters show the top ones), with µs kept for per-request arithmetic.
+    packagesSelf: sorted(catSelf).map(([cat, us]) => ({ package: cat, selfMs: Math.round(us / 1000), selfUs: Math.round(us), selfPct: pct(us) })),
+    packagesOnStack: sorted(catInclusive).map(([cat, us]) => ({ package: cat, ms: Math.round(us / 1000), us: Math.round(us), pct: pct(us) })),
   };
 }
 
-export function formatHotspots(s) {
+const usPer = (ms, requests) => (requests ? `${String(Math.round((ms * 1000) / requests)).padStart(5)} µs/req  ` : '');
+
+/** Hotspots as text; with `requests` (served in the profiled window), also CPU µs per request. */
+export function formatHotspots(s, { top = 15, requests } = {}) {
   const lines = [`busy ${s.busyMs} ms of ${s.wallMs} ms sampled (idle ${s.idlePct}%); percentages are of busy time`];
+  if (requests) lines.push(`${requests} requests in the window: ${Math.round((s.busyMs * 1000) / requests)} µs of main-thread CPU per request`);
   lines.push('', 'top functions by self time:');
-  for (const f of s.functions) lines.push(`  ${String(f.selfPct).padStart(5)}%  ${f.function}  (${f.package}; ${f.location})`);
+  for (const f of s.functions.slice(0, top)) lines.push(`  ${String(f.selfPct).padStart(5)}%  ${usPer(f.selfMs, requests)}${f.function}  (${f.package}; ${f.location})`);
   lines.push('', 'self time by package:');
-  for (const p of s.packagesSelf) lines.push(`  ${String(p.selfPct).padStart(5)}%  ${p.package}`);
+  for (const p of s.packagesSelf.slice(0, top)) lines.push(`  ${String(p.selfPct).padStart(5)}%  ${usPer(p.selfMs, requests)}${p.package}`);
   lines.push('', 'time with the package anywhere on the stack (inclusive; overlaps):');
-  for (const p of s.packagesOnStack) lines.push(`  ${String(p.pct).padStart(5)}%  ${p.package}`);
+  for (const p of s.packagesOnStack.slice(0, top)) lines.push(`  ${String(p.pct).padStart(5)}%  ${usPer(p.ms, requests)}${p.package}`);
+  return lines.join('\n');
+}
+
+/**
+ * Main-thread CPU per request of `b` minus that of `a`, by package (self time): where the extra
+ * cost of one workload over another goes. Rows sorted by the difference, largest first.
+ */
+export function comparePackages(a, requestsA, b, requestsB) {
+  const perReq = (s, requests) => new Map(s.packagesSelf.map((p) => [p.package, p.selfUs / requests]));
+  const ma = perReq(a, requestsA);
+  const mb = perReq(b, requestsB);
+  const rows = [...new Set([...ma.keys(), ...mb.keys()])].map((pkg) => {
+    const x = ma.get(pkg) ?? 0;
+    const y = mb.get(pkg) ?? 0;
+    return { package: pkg, aUs: Math.round(x), bUs: Math.round(y), deltaUs: Math.round(y - x) };
+  });
+  rows.sort((r, s) => s.deltaUs - r.deltaUs);
+  const total = (s, requests) => Math.round((s.busyMs * 1000) / requests);
+  return { aUs: total(a, requestsA), bUs: total(b, requestsB), rows };
+}
+
+export function formatComparison(c, nameA, nameB, top = 12) {
+  const w = Math.max(nameA.length, nameB.length, 6);
+  const lines = [`main-thread CPU per request: ${nameA} ${c.aUs} µs, ${nameB} ${c.bUs} µs (Δ ${c.bUs - c.aUs >= 0 ? '+' : ''}${c.bUs - c.aUs} µs)`];
+  lines.push(`  ${'Δ µs'.padStart(7)}  ${nameA.padStart(w)}  ${nameB.padStart(w)}  package (self time per request)`);
+  const shown = c.rows.filter((r) => r.deltaUs !== 0).slice(0, top);
+  for (const r of shown) {
+    lines.push(`  ${`${r.deltaUs > 0 ? '+' : ''}${r.deltaUs}`.padStart(7)}  ${String(r.aUs).padStart(w)}  ${String(r.bUs).padStart(w)}  ${r.package}`);
+  }
   return lines.join('\n');
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const file = process.argv[2];
   if (!file) {
-    console.error('usage: node bench/profile-summary.mjs <file.cpuprofile> [top]');
+    console.error('usage: node bench/profile-summary.mjs <file.cpuprofile> [top] [requests]');
     process.exit(2);
   }
-  console.log(formatHotspots(summarizeProfile(file, Number(process.argv[3] ?? 15))));
+  const top = Number(process.argv[3] ?? 15);
+  const requests = process.argv[4] ? Number(process.argv[4]) : undefined;
+  console.log(formatHotspots(summarizeProfile(file, top), { top, requests }));
 }

@@ -1,168 +1,81 @@
-// Throughput of Bulkhead's client-credentials grant, measured against a bare oidc-provider 9
-// baseline in the same run, on the same machine. Run with `npm run bench` (builds dist/ first).
-// See ./README.md for how to read the numbers: compare the ratio, not absolute requests/s.
+// Token endpoint throughput, measured in one run on one machine: Bulkhead's client_credentials
+// against a bare oidc-provider 9 baseline, and Bulkhead's token exchange (RFC 8693, an agent
+// trading its agent credential) against Bulkhead's client_credentials. Run with `npm run bench`
+// (builds dist/ first). See ./README.md for how to read the numbers: compare the ratios, not
+// absolute requests/s.
 //
-// Each target runs in its own child process (./targets/*.mjs), one after the other, never at the
-// same time; autocannon runs here, in the parent. Exit status 1 when any response was not 2xx.
+// Each run starts its target in a fresh child process (./targets/*.mjs), one run after the other,
+// never two at the same time; autocannon runs here, in the parent. The workloads themselves are
+// in ./workloads.mjs, the process and load machinery in ./harness.mjs. Exit status 1 when any
+// response was not 2xx.
 //
 // Environment knobs (all optional):
+//   BENCH_WORKLOADS    comma-separated, from baseline,bulkhead,exchange (default: all three)
 //   BENCH_DURATION     seconds measured per run            (default 10)
 //   BENCH_WARMUP       seconds of discarded warm-up         (default 3)
 //   BENCH_CONNECTIONS  autocannon connections               (default 16)
-//   BENCH_ROUNDS       runs per target; order alternates    (default 2: A B, B A)
+//   BENCH_ROUNDS       runs per workload; order reverses every round (default 2)
 //   BENCH_LOG_LEVEL    Bulkhead's LOG_LEVEL                 (default warn)
-//   BENCH_PROFILE      1 → CPU-profile the Bulkhead child during the measured window and print
-//                      its hotspots (profiling costs throughput: compare ratios of unprofiled runs)
-import { fork, execFileSync } from 'node:child_process';
+//   BENCH_PROFILE      1 → CPU-profile the Bulkhead children during their measured windows and
+//                      print their hotspots (profiling costs throughput: take ratios from
+//                      unprofiled runs)
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
-import { RESOURCE, SCOPE } from './targets/common.mjs';
-import { summarizeProfile, formatHotspots } from './profile-summary.mjs';
+import {
+  settings, RESULTS_DIR, STAMP, requireNode22, startTarget, cannon, usageBetween, cpuBusyPercent, mean, table, gitCommit,
+} from './harness.mjs';
+import { WORKLOADS } from './workloads.mjs';
+import { summarizeProfile, formatHotspots, comparePackages, formatComparison } from './profile-summary.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const int = (name, dflt) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
-  return n;
-};
-const DURATION = int('BENCH_DURATION', 10);
-const WARMUP = int('BENCH_WARMUP', 3);
-const CONNECTIONS = int('BENCH_CONNECTIONS', 16);
-const ROUNDS = int('BENCH_ROUNDS', 2);
-const PROFILE = process.env.BENCH_PROFILE === '1';
-const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || 'warn';
-const RESULTS_DIR = path.join(here, 'results');
-const STAMP = new Date().toISOString().replace(/[:.]/g, '-');
+const { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, rounds: ROUNDS, profile: PROFILE, logLevel: LOG_LEVEL } = settings;
 
-const major = Number(process.versions.node.split('.')[0]);
-if (major < 22) {
-  console.error(`bench: Node ${process.versions.node} cannot run oidc-provider 9; use \`npm run bench\` (Node 22 from node_modules)`);
-  process.exit(2);
+/** The ratios reported when both workloads ran: [numerator, denominator, what it answers, goal]. */
+const RATIOS = [
+  ['bulkhead', 'baseline', 'client_credentials: Bulkhead vs bare oidc-provider'],
+  ['exchange', 'bulkhead', 'Bulkhead: token exchange vs client_credentials', 0.7],
+];
+
+requireNode22();
+const SELECTED = (process.env.BENCH_WORKLOADS || Object.keys(WORKLOADS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+for (const name of SELECTED) {
+  if (!WORKLOADS[name]) {
+    console.error(`bench: unknown workload ${name} in BENCH_WORKLOADS (known: ${Object.keys(WORKLOADS).join(', ')})`);
+    process.exit(2);
+  }
 }
 
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => process.exit(130));
-}
-
-/** Forks a target and resolves with what it reports once it is ready. */
-function startTarget(name, profileFile) {
-  const child = fork(path.join(here, 'targets', `${name}.mjs`), [], {
-    execPath: process.execPath,
-    execArgv: ['--enable-source-maps'],
-    env: { ...process.env, BENCH_LOG_LEVEL: LOG_LEVEL, NODE_ENV: 'production', BENCH_PROFILE_FILE: profileFile ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  children.add(child);
-  const prefix = (stream, out) => {
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        out.write(`  [${name}] ${buf.slice(0, i)}\n`);
-        buf = buf.slice(i + 1);
-      }
-    });
-  };
-  prefix(child.stdout, process.stderr);
-  prefix(child.stderr, process.stderr);
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-    children.delete(child);
-    resolve({ code, signal });
-  }));
-  const ready = new Promise((resolve, reject) => {
-    child.once('message', (msg) => (msg?.type === 'ready' ? resolve(msg.target) : reject(new Error(`${name}: unexpected message ${JSON.stringify(msg)}`))));
-    exited.then(({ code, signal }) => reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`)));
-  });
-  return {
-    ready,
-    /** Starts the child's CPU profiler (when it has a profile file) and waits until it runs. */
-    async startProfile() {
-      const started = new Promise((resolve) => child.once('message', resolve));
-      child.send({ type: 'profile-start' });
-      const msg = await started;
-      if (msg?.error) throw new Error(`${name}: could not start the profiler: ${msg.error}`);
-    },
-    async stop() {
-      if (child.connected) child.send({ type: 'stop' });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const r = await exited;
-      clearTimeout(timer);
-      return r;
-    },
-  };
-}
-
-function requestFor(target) {
-  const body = new URLSearchParams({ grant_type: 'client_credentials', resource: RESOURCE, scope: SCOPE }).toString();
-  return {
-    url: target.tokenUrl,
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${encodeURIComponent(target.clientId)}:${encodeURIComponent(target.clientSecret)}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-      accept: 'application/json',
-    },
-    body,
-  };
-}
-
-const decode = (part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-
-/** One request before the load: both targets must answer the same shape with the same kind of token. */
-async function probe(name, req) {
-  const res = await fetch(req.url, { method: req.method, headers: req.headers, body: req.body });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`${name}: probe token request → ${res.status} ${text}`);
-  const { access_token: at, token_type: tokenType, scope } = JSON.parse(text);
-  const [h, p] = at.split('.');
-  const header = decode(h);
-  const claims = decode(p);
-  const problems = [];
-  if (header.alg !== 'ES256') problems.push(`alg ${header.alg}`);
-  if (header.typ !== 'at+jwt') problems.push(`typ ${header.typ}`);
-  if ([claims.aud].flat().join() !== RESOURCE) problems.push(`aud ${JSON.stringify(claims.aud)}`);
-  if (scope !== SCOPE || claims.scope !== SCOPE) problems.push(`scope ${scope}/${claims.scope}`);
-  if (String(tokenType).toLowerCase() !== 'bearer') problems.push(`token_type ${tokenType}`);
-  if (problems.length) throw new Error(`${name}: probe token is not the expected shape: ${problems.join(', ')}`);
-  return { header, claims, tokenBytes: at.length, responseBytes: Buffer.byteLength(text) };
-}
-
-function cannon(req, duration) {
-  return autocannon({ ...req, connections: CONNECTIONS, duration, pipelining: 1, timeout: 10 });
-}
+/** The first profile written per workload, with the requests its window served. */
+const profiles = new Map();
 
 async function runOne(name, round) {
-  process.stderr.write(`▶ ${name} (round ${round}): starting…\n`);
+  const w = WORKLOADS[name];
+  process.stderr.write(`▶ ${name} (${w.label}; round ${round}): starting…\n`);
   const t0 = performance.now();
-  const profileFile = PROFILE && name === 'bulkhead' ? path.join(RESULTS_DIR, `client-credentials-${STAMP}-${name}-r${round}.cpuprofile`) : undefined;
+  const profileFile = PROFILE && w.target === 'bulkhead' ? path.join(RESULTS_DIR, `token-endpoint-${STAMP}-${name}-r${round}.cpuprofile`) : undefined;
   if (profileFile) mkdirSync(RESULTS_DIR, { recursive: true });
-  const handle = startTarget(name, profileFile);
+  const handle = startTarget(w.target, name, profileFile);
   const target = await handle.ready;
   const startupMs = Math.round(performance.now() - t0);
+  let result;
   try {
-    const req = requestFor(target);
-    const shape = await probe(name, req);
-    process.stderr.write(`  ready in ${startupMs} ms; warm-up ${WARMUP}s, then ${DURATION}s × ${CONNECTIONS} connections\n`);
-    const warm = await cannon(req, WARMUP);
+    const run = await w.setup(target);
+    process.stderr.write(`  ready in ${startupMs} ms, probe ok; warm-up ${WARMUP}s, then ${DURATION}s × ${CONNECTIONS} connections\n`);
+    const warm = await cannon(await run.request(WARMUP), WARMUP);
+    const req = await run.request(DURATION);
     if (profileFile) await handle.startProfile();
+    const before = await handle.usage();
     const r = await cannon(req, DURATION);
-    return {
-      target: name,
+    const used = usageBetween(before, await handle.usage());
+    result = {
+      workload: name,
+      target: w.target,
+      grant: w.grant,
       round,
       notes: target.notes,
       startupMs,
-      token: shape,
+      probe: run.probe,
+      ...run.stats(),
       warmup: { requests: warm.requests.total, non2xx: warm.non2xx, errors: warm.errors, timeouts: warm.timeouts, statusCodes: warm.statusCodeStats },
       requestsPerSec: { mean: r.requests.mean, stddev: r.requests.stddev, min: r.requests.min, max: r.requests.max },
       requests: r.requests.total,
@@ -172,32 +85,18 @@ async function runOne(name, round) {
       timeouts: r.timeouts,
       statusCodes: r.statusCodeStats,
       durationSec: r.duration,
+      // The target process over the measured window: CPU on all its threads per request served,
+      // and how busy its event loop was (near 1: the main thread is the bottleneck).
+      server: { cpuMs: Math.round(used.cpuMs), cpuUsPerRequest: r.requests.total ? Math.round((used.cpuMs * 1000) / r.requests.total) : null, loopBusy: Math.round(used.loopBusy * 100) / 100 },
       ...(profileFile ? { profiled: true } : {}),
     };
+    return result;
   } finally {
     const { code, signal } = await handle.stop();
     if (code !== 0) process.stderr.write(`  ${name} exited with code ${code}${signal ? ` (${signal})` : ''}\n`);
-    if (profileFile && existsSync(profileFile)) profiles.push(profileFile);
+    if (profileFile && existsSync(profileFile) && result && !profiles.has(name)) profiles.set(name, { file: profileFile, requests: result.requests });
   }
 }
-
-/** How busy all CPUs are over `ms` (other processes: nothing of ours runs meanwhile), percent. */
-async function cpuBusyPercent(ms) {
-  const total = () => os.cpus().reduce((acc, c) => {
-    const t = c.times;
-    acc.idle += t.idle;
-    acc.all += t.user + t.nice + t.sys + t.irq + t.idle;
-    return acc;
-  }, { idle: 0, all: 0 });
-  const a = total();
-  await new Promise((r) => setTimeout(r, ms));
-  const b = total();
-  const all = b.all - a.all;
-  return all > 0 ? Math.round((1 - (b.idle - a.idle) / all) * 100) : 0;
-}
-
-const profiles = [];
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 function aggregate(runs) {
   return {
@@ -206,24 +105,9 @@ function aggregate(runs) {
     p99: mean(runs.map((r) => r.latencyMs.p99)),
     non2xx: runs.reduce((a, r) => a + r.non2xx + r.warmup.non2xx, 0),
     errors: runs.reduce((a, r) => a + r.errors + r.timeouts + r.warmup.errors + r.warmup.timeouts, 0),
+    serverCpuUsPerRequest: mean(runs.map((r) => r.server.cpuUsPerRequest ?? 0)),
+    serverLoopBusy: mean(runs.map((r) => r.server.loopBusy)),
   };
-}
-
-function table(rows) {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
-  return rows
-    .map((r, ri) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ') + (ri === 0 ? `\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : ''))
-    .join('\n');
-}
-
-function gitCommit() {
-  try {
-    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: here, encoding: 'utf8' }).trim();
-    return dirty ? `${sha}+dirty-src` : sha;
-  } catch {
-    return undefined;
-  }
 }
 
 async function main() {
@@ -235,41 +119,56 @@ async function main() {
   }
   const runs = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    // Alternate the order (baseline first in odd rounds) so that neither target always runs on a
-    // machine that has just been heated by the other.
-    const order = round % 2 === 1 ? ['baseline', 'bulkhead'] : ['bulkhead', 'baseline'];
+    // Odd rounds run the workloads in the given order, even rounds in reverse, so that no
+    // workload always runs right after another has heated the machine, and over an even number
+    // of rounds every workload has the same mean position.
+    const order = round % 2 === 1 ? SELECTED : [...SELECTED].reverse();
     for (const name of order) runs.push(await runOne(name, round));
   }
 
-  const byTarget = Object.fromEntries(['baseline', 'bulkhead'].map((t) => [t, aggregate(runs.filter((r) => r.target === t))]));
-  const ratio = byTarget.bulkhead.requestsPerSec / byTarget.baseline.requestsPerSec;
+  const byWorkload = Object.fromEntries(SELECTED.map((n) => [n, aggregate(runs.filter((r) => r.workload === n))]));
+  const ratios = RATIOS.filter(([a, b]) => byWorkload[a] && byWorkload[b]).map(([a, b, what, goal]) => ({
+    ratio: `${a}/${b}`, what, value: byWorkload[a].requestsPerSec / byWorkload[b].requestsPerSec, ...(goal ? { goal } : {}),
+  }));
 
   const fmt = (n, d = 0) => n.toFixed(d);
-  const rows = [['target', 'req/s (mean)', 'p50 ms', 'p99 ms', 'non-2xx', 'errors']];
-  for (const [t, a] of Object.entries(byTarget)) rows.push([t, fmt(a.requestsPerSec), fmt(a.p50, 1), fmt(a.p99, 1), a.non2xx, a.errors]);
+  const rows = [['workload', 'target', 'grant', 'req/s (mean)', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req', 'loop busy']];
+  for (const [n, a] of Object.entries(byWorkload)) {
+    rows.push([n, WORKLOADS[n].target, WORKLOADS[n].grant, fmt(a.requestsPerSec), fmt(a.p50, 1), fmt(a.p99, 1), a.non2xx, a.errors, fmt(a.serverCpuUsPerRequest), fmt(a.serverLoopBusy, 2)]);
+  }
   console.log('');
-  console.log(`client_credentials token endpoint — ${CONNECTIONS} connections, ${DURATION}s per run after ${WARMUP}s warm-up, ${ROUNDS} round(s)`);
+  console.log(`token endpoint — ${CONNECTIONS} connections, ${DURATION}s per run after ${WARMUP}s warm-up, ${ROUNDS} round(s)`);
   console.log(`Node ${process.versions.node}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), Bulkhead LOG_LEVEL=${LOG_LEVEL}, CPUs ${busyBefore}% busy before the run`);
   console.log('');
-  console.log(table(rows));
+  console.log(table(rows, 3));
   console.log('');
-  console.log(`ratio bulkhead/baseline (req/s): ${ratio.toFixed(2)}×`);
+  for (const r of ratios) {
+    const goal = r.goal ? ` (goal ≥ ${r.goal.toFixed(2)}×: ${r.value >= r.goal ? 'met' : 'NOT met'})` : '';
+    console.log(`ratio ${r.ratio} (req/s): ${r.value.toFixed(2)}× — ${r.what}${goal}`);
+  }
 
-  let profile;
+  const profileSummaries = {};
   if (PROFILE) {
-    const file = profiles[0];
-    if (file) {
-      profile = { file: path.relative(process.cwd(), file), ...summarizeProfile(file) };
+    for (const [name, { file, requests }] of profiles) {
+      const s = summarizeProfile(file);
+      profileSummaries[name] = { file: path.relative(process.cwd(), file), requests, ...s };
       console.log('');
-      console.log(`CPU profile of the Bulkhead child, measured window only (profiling slows it down): ${profile.file}`);
-      console.log(formatHotspots(profile));
-    } else {
-      console.log('no CPU profile was written by the Bulkhead child');
+      console.log(`CPU profile of the ${name} child, measured window only (profiling slows it down): ${profileSummaries[name].file}`);
+      console.log(formatHotspots(s, { requests }));
     }
+    const [a, b] = ['bulkhead', 'exchange'].map((n) => profileSummaries[n]);
+    if (a && b) {
+      const c = comparePackages(a, a.requests, b, b.requests);
+      profileSummaries.comparison = { a: 'bulkhead', b: 'exchange', ...c };
+      console.log('');
+      console.log('what a token exchange costs on top of a client_credentials token (main thread, profiled runs):');
+      console.log(formatComparison(c, 'bulkhead', 'exchange'));
+    }
+    if (profiles.size === 0) console.log('no CPU profile was written by a Bulkhead child');
   }
 
   const result = {
-    benchmark: 'client-credentials',
+    benchmark: 'token-endpoint',
     at: new Date(started).toISOString(),
     commit: gitCommit(),
     node: process.versions.node,
@@ -277,22 +176,22 @@ async function main() {
     cpus: { count: os.cpus().length, model: os.cpus()[0]?.model.trim() },
     cpuBusyBeforePct: busyBefore,
     loadAverage1m: { before: loadBefore, after: os.loadavg()[0] },
-    settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, rounds: ROUNDS, bulkheadLogLevel: LOG_LEVEL, profiled: PROFILE },
-    summary: { ...byTarget, ratio },
+    settings: { workloads: SELECTED, connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, rounds: ROUNDS, bulkheadLogLevel: LOG_LEVEL, profiled: PROFILE },
+    summary: { ...byWorkload, ratios },
     runs,
-    ...(profile ? { profile } : {}),
+    ...(PROFILE ? { profiles: profileSummaries } : {}),
     wallSec: Math.round((Date.now() - started) / 1000),
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const out = path.join(RESULTS_DIR, `client-credentials-${STAMP}.json`);
+  const out = path.join(RESULTS_DIR, `token-endpoint-${STAMP}.json`);
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`results: ${path.relative(process.cwd(), out)} (${result.wallSec}s)`);
 
-  const bad = Object.entries(byTarget).filter(([, a]) => a.non2xx > 0 || a.errors > 0);
+  const bad = Object.entries(byWorkload).filter(([, a]) => a.non2xx > 0 || a.errors > 0);
   if (bad.length) {
-    for (const [t, a] of bad) {
-      const codes = runs.filter((r) => r.target === t).map((r) => `warm-up ${JSON.stringify(r.warmup.statusCodes)} measured ${JSON.stringify(r.statusCodes)}`).join('; ');
-      console.error(`FAIL: ${t} answered ${a.non2xx} non-2xx response(s) and had ${a.errors} error(s)/timeout(s); status codes ${codes}`);
+    for (const [n, a] of bad) {
+      const codes = runs.filter((r) => r.workload === n).map((r) => `warm-up ${JSON.stringify(r.warmup.statusCodes)} measured ${JSON.stringify(r.statusCodes)}`).join('; ');
+      console.error(`FAIL: ${n} answered ${a.non2xx} non-2xx response(s) and had ${a.errors} error(s)/timeout(s); status codes ${codes}`);
     }
     process.exitCode = 1;
   }

@@ -76,7 +76,9 @@ async function main() {
   serveUntilStopped(
     {
       name: 'baseline',
+      issuer: url,
       tokenUrl: `${url}/token`,
+      jwksUrl: `${url}/jwks`,
       clientId,
       clientSecret,
       notes: 'bare oidc-provider 9, static client, plaintext secret, no database, no logging',

@@ -1,6 +1,9 @@
 // Benchmark target: Bulkhead itself, started in-process by `startBroker` from ../../dist on the
-// embedded PGlite database in a fresh temp dir, seeded through the admin API (tenant `bench`,
-// one resource, one client_secret_basic client), exactly as an operator would.
+// embedded PGlite database in a fresh temp dir, seeded through the admin API exactly as an
+// operator would: tenant `bench` with one resource and one client_secret_basic client (the
+// client_credentials workload), and an agent registered in tenant `vendor` and installed in
+// `bench` by a delegation for that resource and scope (the token-exchange workload). Every run
+// gets the same seed, whichever workload it measures.
 // LOG_LEVEL defaults to `warn`: request lines (info) are not written, warnings and errors are.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
@@ -8,9 +11,8 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { startBroker } from '../../dist/server.js';
 import { loadConfig } from '../../dist/config/index.js';
-import { RESOURCE, RESOURCE_SCOPES, SCOPE, freePort, serveUntilStopped, fail } from './common.mjs';
+import { AGENT_TENANT, RESOURCE, RESOURCE_SCOPES, SCOPE, TENANT, freePort, serveUntilStopped, fail } from './common.mjs';
 
-const TENANT = 'bench';
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || 'warn';
 
 async function main() {
@@ -55,13 +57,27 @@ async function main() {
     resources: [RESOURCE],
     token_endpoint_auth_method: 'client_secret_basic',
   });
+  // The agent keeps the defaults (client_secret_basic, argon2id-hashed secret; its credential
+  // lives as long as tenant `vendor`'s token_ttl, 300 s), as does the delegation.
+  await admin('/tenants', { id: AGENT_TENANT });
+  const agent = await admin(`/tenants/${AGENT_TENANT}/agents`, { name: 'bench-agent' });
+  await admin(`/tenants/${TENANT}/delegations`, { client_id: agent.client_id, scopes: [SCOPE], resources: [RESOURCE] });
 
   serveUntilStopped(
     {
       name: 'bulkhead',
+      issuer: `${url}/t/${TENANT}`,
       tokenUrl: `${url}/t/${TENANT}/token`,
+      jwksUrl: `${url}/t/${TENANT}/jwks`,
       clientId: client.client_id,
       clientSecret: client.client_secret,
+      agent: {
+        clientId: agent.client_id,
+        clientSecret: agent.client_secret,
+        homeIssuer: `${url}/t/${AGENT_TENANT}`,
+        homeTokenUrl: `${url}/t/${AGENT_TENANT}/token`,
+        homeJwksUrl: `${url}/t/${AGENT_TENANT}/jwks`,
+      },
       notes: `startBroker from dist/, embedded PGlite, LOG_LEVEL=${LOG_LEVEL}, argon2id-hashed secret`,
     },
     async () => {

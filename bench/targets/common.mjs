@@ -1,16 +1,29 @@
 // Shared by the benchmark's target processes. Each target runs alone in its own Node process,
-// forked by ../client-credentials.mjs with an IPC channel: it serves on 127.0.0.1, sends
-// { type: 'ready', target } once it can take token requests, and exits on { type: 'stop' }
-// (gracefully, first writing its CPU profile when one was asked for) or when the parent goes away.
+// forked by ../harness.mjs with an IPC channel: it serves on 127.0.0.1, sends
+// { type: 'ready', target } once it can take token requests, answers { type: 'usage' } with
+// { type: 'usage', cpu, elu } (its CPU time on all threads and its event-loop utilisation so far),
+// and exits on { type: 'stop' } (gracefully, first writing its CPU profile when one was asked for)
+// or when the parent goes away.
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { performance } from 'node:perf_hooks';
 
-/** The request both targets answer, so autocannon sends byte-identical bodies to each. */
+/** The client_credentials request both targets answer, so autocannon sends byte-identical bodies to each. */
 export const RESOURCE = 'https://api.bench.test/';
 export const SCOPE = 'tickets:read';
 export const RESOURCE_SCOPES = ['tickets:read', 'tickets:write'];
 export const TOKEN_TTL = 300;
+
+/**
+ * Token exchange (RFC 8693), Bulkhead only: an agent registered in tenant AGENT_TENANT, installed
+ * in TENANT by a delegation for RESOURCE/SCOPE, trades its agent credential at TENANT's token
+ * endpoint for a token with the same audience and scope as the client_credentials one.
+ */
+export const TENANT = 'bench';
+export const AGENT_TENANT = 'vendor';
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -61,6 +74,7 @@ export function serveUntilStopped(target, close) {
   };
   process.on('message', (msg) => {
     if (msg?.type === 'stop') void stop(0);
+    if (msg?.type === 'usage') process.send({ type: 'usage', cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() });
     if (msg?.type === 'profile-start') {
       startProfile().then(
         () => process.send({ type: 'profile-started' }),
