@@ -5,10 +5,13 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import { freePort, startTestBroker, tokenRequest, type TestBroker } from '../support/broker.js';
 import { AUTH_METHODS, GRANT_TYPES } from '../../src/clients/service.js';
 import { CLI_AUTH_METHODS, CLI_GRANT_TYPES } from '../../src/cli/program.js';
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 /**
  * The `bulkhead` command line as operators use it: the built `dist/cli/bin.js` run as a real
@@ -150,13 +153,23 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^Usage: bulkhead \[options\] \[command\]/);
-    for (const cmd of ['serve', 'migrate', 'tenant', 'key', 'resource', 'client']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
+    for (const cmd of ['serve', 'migrate', 'tenant', 'key', 'resource', 'client', 'agent', 'delegation']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
 
     const sub = await cli('client', 'create', '--help');
     expect(sub.code).toBe(0);
     for (const opt of ['--tenant <id>', '--name <name>', '--scopes <a,b>', '--resources <uri,uri>', '--auth <method>', '--jwks <file>', '--ttl <seconds>', '--grant-types <a,b>', '--json']) {
       expect(sub.stdout).toContain(opt);
     }
+    const grant = await cli('delegation', 'grant', '--help');
+    expect(grant.code).toBe(0);
+    for (const opt of ['--tenant <id>', '--agent <client_id>', '--scopes <a,b>', '--resources <uri,uri>', '--ttl <seconds>', '--expires <iso8601>', '--require-dpop', '--json']) {
+      expect(grant.stdout).toContain(opt);
+    }
+    const delegationHelp = await cli('delegation', '--help');
+    for (const verb of ['grant', 'list', 'revoke']) expect(delegationHelp.stdout).toMatch(new RegExp(`^  ${verb} `, 'm'));
+    const agentCreate = await cli('agent', 'create', '--help');
+    for (const opt of ['--tenant <id>', '--name <name>', '--auth <method>', '--jwks <file>', '--ttl <seconds>', '--json']) expect(agentCreate.stdout).toContain(opt);
+    expect((await cli('resource', 'create', '--help')).stdout).toContain('--require-dpop');
     const helpCmd = await cli('help', 'tenant');
     expect(helpCmd.code).toBe(0);
     expect(helpCmd.stdout).toContain('Usage: bulkhead tenant');
@@ -164,6 +177,7 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
 
   it('usage errors exit 2 without contacting the broker', async () => {
     const client = ['client', 'create', '--tenant', 'acme', '--name', 'n', '--scopes', 'a', '--resources', 'https://x.test/'];
+    const grant = ['delegation', 'grant', '--tenant', 'acme', '--agent', 'ag_x', '--scopes', 'a', '--resources', 'https://x.test/'];
     const [group] = await Promise.all([
       // A group without its subcommand, and no command at all: help on stderr, still a usage error.
       usage(['tenant'], 'Usage: bulkhead tenant'),
@@ -179,6 +193,22 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
       usage(['tenant', 'show'], "missing required argument 'id'"),
       usage(['tenant', 'show', 'a', 'b'], 'too many arguments'),
       usage(['tenant', 'list', '--tenant', 'x'], "unknown option '--tenant'"),
+      usage(['agent'], 'Usage: bulkhead agent'),
+      usage(['agent', 'create', '--tenant', 'vendor'], "required option '--name <name>' not specified"),
+      usage(['agent', 'create', '--tenant', 'vendor', '--name', 'a', '--auth', 'none'], "argument 'none' is invalid"),
+      usage(['agent', 'create', '--tenant', 'vendor', '--name', 'a', '--ttl', '-1'], "'--ttl <seconds>' argument '-1' is invalid"),
+      usage(['delegation'], 'Usage: bulkhead delegation'),
+      usage(['delegation', 'grant', '--tenant', 'acme', '--scopes', 'a', '--resources', 'https://x.test/'], "required option '--agent <client_id>' not specified"),
+      usage([...grant, '--expires', 'tomorrow'], "'--expires <iso8601>' argument 'tomorrow' is invalid. expected an ISO 8601 instant"),
+      usage([...grant, '--expires', '2030-01-31'], "argument '2030-01-31' is invalid. expected an ISO 8601 instant"),
+      usage([...grant, '--expires', '2030-01-31T18:00:00'], 'expected an ISO 8601 instant with an offset'),
+      usage([...grant, '--expires', '2030-02-30T18:00:00Z'], 'expected an ISO 8601 instant'),
+      usage([...grant, '--expires', '2030-01-31T24:00:00Z'], 'expected an ISO 8601 instant'),
+      usage([...grant, '--ttl', '0'], 'expected a positive number of seconds'),
+      usage([...grant, '--require-dpop', 'yes'], 'too many arguments'),
+      usage(['delegation', 'list'], "required option '--tenant <id>' not specified"),
+      usage(['delegation', 'revoke', '--tenant', 'acme'], "missing required argument 'id'"),
+      usage(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', 'a', '--require-dpop=false'], "unknown option '--require-dpop=false'"),
     ]);
     expect(group.stderr).toContain('create [options] <id>');
   });
@@ -287,19 +317,19 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
 
   it('resource create (--ttl) / list, and the refusals naming the field', async () => {
     const out = await human('resource', 'create', '--tenant', 'acme', '--uri', 'https://api.acme.test/', '--scopes', 'tickets:read,tickets:write', '--ttl', '120');
-    expect(out.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(['uri', 'scopes', 'token_ttl', 'id']);
-    expect(parseRecord(out)).toMatchObject({ uri: 'https://api.acme.test/', scopes: 'tickets:read,tickets:write', token_ttl: '120' });
+    expect(out.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(['uri', 'scopes', 'token_ttl', 'require_dpop', 'id']);
+    expect(parseRecord(out)).toMatchObject({ uri: 'https://api.acme.test/', scopes: 'tickets:read,tickets:write', token_ttl: '120', require_dpop: 'false' });
     expect(parseRecord(out).id).toMatch(/^rs_/);
 
     const billing = await json('resource', 'create', '--tenant', 'acme', '--uri', 'https://billing.acme.test/', '--scopes', ' invoices:read , invoices:read ');
-    expect(billing).toMatchObject({ uri: 'https://billing.acme.test/', scopes: ['invoices:read'], token_ttl: null });
+    expect(billing).toMatchObject({ uri: 'https://billing.acme.test/', scopes: ['invoices:read'], token_ttl: null, require_dpop: false });
     expect(Object.keys(billing).sort()).toEqual(['created_at', 'id', 'require_dpop', 'scopes', 'token_ttl', 'uri']);
 
     const { header, rows } = parseTable(await human('resource', 'list', '--tenant', 'acme'));
-    expect(header).toBe('URI SCOPES TOKEN_TTL ID');
-    expect(rows.map((r) => [r.uri, r.scopes, r.token_ttl])).toEqual([
-      ['https://api.acme.test/', 'tickets:read,tickets:write', '120'],
-      ['https://billing.acme.test/', 'invoices:read', '-'],
+    expect(header).toBe('URI SCOPES TOKEN_TTL REQUIRE_DPOP ID');
+    expect(rows.map((r) => [r.uri, r.scopes, r.token_ttl, r.require_dpop])).toEqual([
+      ['https://api.acme.test/', 'tickets:read,tickets:write', '120', 'false'],
+      ['https://billing.acme.test/', 'invoices:read', '-', 'false'],
     ]);
     expect((await json<any[]>('resource', 'list', '--tenant', 'acme')).map((r) => r.uri)).toEqual(['https://api.acme.test/', 'https://billing.acme.test/']);
     expect(await human('resource', 'list', '--tenant', 'globex')).toBe('(none)\n');
@@ -457,6 +487,209 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     });
   });
 
+  describe('agents and delegations', () => {
+    let agent: { client_id: string; client_secret: string };
+    let second: { client_id: string; client_secret: string };
+    let delegationId: string;
+    const api = 'https://api.acme.test/';
+    const basic = (c: { client_id: string; client_secret: string }): [string, string] => [c.client_id, c.client_secret];
+
+    /** The agent credential: client credentials at the home tenant with no resource. */
+    async function agentCredential(c: { client_id: string; client_secret: string }): Promise<string> {
+      const res = await token('vendor', {}, basic(c));
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body.access_token as string;
+    }
+    const exchange = (tenant: string, c: { client_id: string; client_secret: string }, subject: string, extra: Record<string, string> = {}) =>
+      tokenRequest(b, tenant, { grant_type: TOKEN_EXCHANGE, subject_token: subject, subject_token_type: ACCESS_TOKEN_TYPE, resource: api, ...extra }, { basic: basic(c) });
+
+    it('resource create --require-dpop: require_dpop true in the record and the document', async () => {
+      const out = await human('resource', 'create', '--tenant', 'acme', '--uri', 'https://dpop.acme.test/', '--scopes', 'tickets:read', '--require-dpop');
+      expect(parseRecord(out)).toMatchObject({ uri: 'https://dpop.acme.test/', require_dpop: 'true' });
+      const doc = await json('resource', 'create', '--tenant', 'globex', '--uri', 'https://dpop.globex.test/', '--scopes', 'x', '--require-dpop');
+      expect(doc).toMatchObject({ uri: 'https://dpop.globex.test/', require_dpop: true });
+      const listed = await json<any[]>('resource', 'list', '--tenant', 'acme');
+      expect(Object.fromEntries(listed.map((r) => [r.uri, r.require_dpop]))).toEqual({
+        'https://api.acme.test/': false, 'https://billing.acme.test/': false, 'https://dpop.acme.test/': true,
+      });
+      await refused(['resource', 'create', '--tenant', 'acme', '--uri', `${b.url}/t/acme`, '--scopes', 'a'], `uri: ${b.url} and the URLs under it belong to Bulkhead itself`);
+    });
+
+    it('agent create shows the secret once (with the note); the agent gets its credential at home', async () => {
+      await json('tenant', 'create', 'vendor');
+      const out = await human('agent', 'create', '--tenant', 'vendor', '--name', 'triage-bot');
+      const [rec, note] = out.trimEnd().split('\n\n');
+      expect(rec!.split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(['client_id', 'name', 'kind', 'token_endpoint_auth_method', 'token_ttl', 'status', 'client_secret']);
+      const r = parseRecord(rec!);
+      expect(r).toMatchObject({ name: 'triage-bot', kind: 'agent', token_endpoint_auth_method: 'client_secret_basic', token_ttl: '-', status: 'active' });
+      expect(r.client_id).toMatch(/^ag_/);
+      expect(r.client_secret).toMatch(/^bhs_[A-Za-z0-9_-]{40,}$/);
+      expect(note).toBe('Store the client_secret now: it is not shown again.');
+      agent = { client_id: r.client_id!, client_secret: r.client_secret! };
+
+      // The credential names the agent, at its home issuer, and grants nothing.
+      const cred = await agentCredential(agent);
+      const { payload } = await jwtVerify(cred, createRemoteJWKSet(new URL(`${b.issuer('vendor')}/jwks`)), { issuer: b.issuer('vendor'), audience: b.issuer('vendor'), typ: 'at+jwt' });
+      expect(payload).toMatchObject({ sub: agent.client_id, client_id: agent.client_id, tenant_id: 'vendor' });
+      expect(payload).not.toHaveProperty('scope');
+
+      // Shown once: listings carry neither the secret nor the field.
+      const listed = await cli('client', 'list', '--tenant', 'vendor', '--json');
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).not.toContain(agent.client_secret);
+      expect(JSON.parse(listed.stdout)).toEqual([expect.not.objectContaining({ client_secret: expect.anything() })]);
+      expect(JSON.parse(listed.stdout)[0]).toMatchObject({ client_id: agent.client_id, kind: 'agent' });
+    });
+
+    it('agent create --json (--auth, --ttl are sent); duplicate names and bad auth are refused', async () => {
+      const c = await json('agent', 'create', '--tenant', 'vendor', '--name', 'billing-bot', '--auth', 'client_secret_post', '--ttl', '600');
+      expect(c).toMatchObject({
+        name: 'billing-bot', kind: 'agent', token_endpoint_auth_method: 'client_secret_post', token_ttl: 600, scopes: [], resources: [],
+        grant_types: ['client_credentials', TOKEN_EXCHANGE], status: 'active',
+      });
+      expect(c.client_id).toMatch(/^ag_/);
+      expect(c.client_secret).toMatch(/^bhs_/);
+      second = { client_id: c.client_id, client_secret: c.client_secret };
+      // client_secret_post: the secret in the body works, Basic does not.
+      expect((await token('vendor', { client_id: c.client_id, client_secret: c.client_secret })).status).toBe(200);
+
+      await refused(['agent', 'create', '--tenant', 'vendor', '--name', 'triage-bot'], 'a client named "triage-bot" already exists in tenant vendor');
+      await refused(['agent', 'create', '--tenant', 'vendor', '--name', 'jwt-bot', '--auth', 'private_key_jwt'], 'jwks: private_key_jwt clients need a jwks');
+      await refused(['agent', 'create', '--tenant', 'vendor', '--name', 'jwt-bot', '--auth', 'private_key_jwt', '--jwks', path.join(scratch, 'missing.json')], 'cannot read a JWKS from');
+      expect((await json<any[]>('client', 'list', '--tenant', 'vendor')).map((x) => x.name)).toEqual(['billing-bot', 'triage-bot']);
+    });
+
+    it('agent create --auth private_key_jwt --jwks FILE: no secret, no note', async () => {
+      const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const jwksFile = path.join(scratch, 'agent.jwks.json');
+      writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), alg: 'ES256', use: 'sig' }] }));
+      const out = await human('agent', 'create', '--tenant', 'vendor', '--name', 'jwt-bot', '--auth', 'private_key_jwt', '--jwks', jwksFile);
+      expect(out).not.toContain('client_secret');
+      expect(out).not.toContain('not shown again');
+      expect(parseRecord(out)).toMatchObject({ name: 'jwt-bot', kind: 'agent', token_endpoint_auth_method: 'private_key_jwt' });
+    });
+
+    it('delegation grant: the agent then exchanges its credential at acme, within the delegation', async () => {
+      // Not installed yet: at acme the agent is nobody.
+      const before = await exchange('acme', agent, await agentCredential(agent));
+      expect(before.status).toBe(401);
+      expect(before.body.error).toBe('invalid_client');
+
+      const out = await human('delegation', 'grant', '--tenant', 'acme', '--agent', agent.client_id, '--scopes', 'tickets:read', '--resources', api, '--ttl', '120');
+      expect(out.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual([
+        'id', 'client_id', 'agent_tenant', 'scopes', 'resources', 'status', 'expires_at', 'token_ttl', 'require_dpop', 'created_by', 'created_at', 'revoked_at',
+      ]);
+      const d = parseRecord(out);
+      expect(d).toMatchObject({
+        client_id: agent.client_id, agent_tenant: 'vendor', scopes: 'tickets:read', resources: api, status: 'active',
+        expires_at: '-', token_ttl: '120', require_dpop: 'false', created_by: b.adminCredentials().client_id, revoked_at: '-',
+      });
+      expect(d.id).toMatch(/^dg_/);
+      expect(d.created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+      delegationId = d.id!;
+
+      const cred = await agentCredential(agent);
+      const res = await exchange('acme', agent, cred, { scope: 'tickets:read' });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body).toMatchObject({ issued_token_type: ACCESS_TOKEN_TYPE, scope: 'tickets:read' });
+      expect(res.body.expires_in).toBeLessThanOrEqual(120);
+      const { payload } = await jwtVerify(res.body.access_token, createRemoteJWKSet(new URL(`${b.issuer('acme')}/jwks`)), { issuer: b.issuer('acme'), audience: api, typ: 'at+jwt' });
+      expect(payload).toMatchObject({ tenant_id: 'acme', client_id: agent.client_id, scope: 'tickets:read' });
+      expect(payload.exp!).toBeLessThanOrEqual(decodeJwt(cred).exp!);
+      // The delegation is the ceiling: tickets:write is offered by the resource, not delegated.
+      expect((await exchange('acme', agent, cred, { scope: 'tickets:write' })).body.error).toBe('invalid_scope');
+      // Installed in acme only.
+      expect((await exchange('globex', agent, cred, { resource: 'https://dpop.globex.test/' })).body.error).toBe('invalid_client');
+    });
+
+    it('delegation grant --json (--expires with an offset, --require-dpop) and the refusals', async () => {
+      const expires = new Date(Date.now() + 86_400_000);
+      expires.setUTCMilliseconds(0);
+      // The same instant written at +02:00: the CLI sends it as UTC.
+      const local = new Date(expires.getTime() + 2 * 3_600_000).toISOString().replace(/\.000Z$/, '+02:00');
+      const d = await json('delegation', 'grant', '--tenant', 'acme', '--agent', second.client_id, '--scopes', 'tickets:read,invoices:read',
+        '--resources', `${api},https://billing.acme.test/`, '--expires', local, '--require-dpop');
+      expect(Object.keys(d).sort()).toEqual(['agent_tenant', 'client_id', 'created_at', 'created_by', 'expires_at', 'id', 'require_dpop', 'resources', 'revoked_at', 'scopes', 'status', 'token_ttl']);
+      expect(d).toMatchObject({
+        client_id: second.client_id, agent_tenant: 'vendor', scopes: ['tickets:read', 'invoices:read'], resources: [api, 'https://billing.acme.test/'],
+        token_ttl: null, expires_at: expires.toISOString(), require_dpop: true, status: 'active', revoked_at: null, created_by: b.adminCredentials().client_id,
+      });
+
+      const grant = (agentId: string, ...rest: string[]) => ['delegation', 'grant', '--tenant', 'acme', '--agent', agentId, ...rest];
+      const third = await json('agent', 'create', '--tenant', 'vendor', '--name', 'third-bot');
+      await refused(grant(agent.client_id, '--scopes', 'tickets:read', '--resources', api),
+        `agent ${agent.client_id} already has an active delegation in tenant acme (${delegationId}); revoke it first`);
+      await refused(grant('ag_nope', '--scopes', 'tickets:read', '--resources', api), 'client_id: no agent ag_nope');
+      // A service client is not an agent.
+      const svc = (await json<any[]>('client', 'list', '--tenant', 'acme')).find((c) => c.name === 'jwt-svc');
+      await refused(grant(svc.client_id, '--scopes', 'tickets:read', '--resources', api), `client_id: no agent ${svc.client_id}`);
+      await refused(grant(third.client_id, '--scopes', 'tickets:read', '--resources', 'https://nowhere.test/'), 'resources: not registered in tenant acme: https://nowhere.test/');
+      // globex's resource is not acme's.
+      await refused(grant(third.client_id, '--scopes', 'x', '--resources', 'https://dpop.globex.test/'), 'resources: not registered in tenant acme: https://dpop.globex.test/');
+      await refused(grant(third.client_id, '--scopes', 'tickets:read,tickets:delete', '--resources', api), "scopes: not offered by any of the delegation's resources: tickets:delete");
+      await refused(grant(third.client_id, '--scopes', 'tickets:read', '--resources', api, '--expires', '2020-01-01T00:00:00Z'), 'expires_at: must be in the future');
+      await refused(grant(third.client_id, '--scopes', 'tickets:read', '--resources', api, '--ttl', '999999'), 'token_ttl');
+      // Unparseable: refused locally, before the broker is asked.
+      const bad = await cli(...grant(third.client_id, '--scopes', 'tickets:read', '--resources', api, '--expires', 'next tuesday'));
+      expect(bad.code).toBe(2);
+      expect(bad.stdout).toBe('');
+      expect(bad.stderr).toContain("option '--expires <iso8601>' argument 'next tuesday' is invalid");
+
+      // None of the refusals left a delegation behind.
+      expect((await json<any[]>('delegation', 'list', '--tenant', 'acme')).map((x) => x.client_id)).toEqual([agent.client_id, second.client_id]);
+    });
+
+    it('delegation list: table header and rows, and --json', async () => {
+      const { header, rows } = parseTable(await human('delegation', 'list', '--tenant', 'acme'));
+      expect(header).toBe('ID CLIENT_ID AGENT_TENANT SCOPES RESOURCES STATUS EXPIRES_AT TOKEN_TTL REQUIRE_DPOP');
+      expect(rows).toHaveLength(2);
+      expect(rows[0]).toEqual({
+        id: delegationId, client_id: agent.client_id, agent_tenant: 'vendor', scopes: 'tickets:read', resources: api,
+        status: 'active', expires_at: '-', token_ttl: '120', require_dpop: 'false',
+      });
+      expect(rows[1]).toMatchObject({ client_id: second.client_id, scopes: 'tickets:read,invoices:read', resources: `${api},https://billing.acme.test/`, require_dpop: 'true', token_ttl: '-' });
+      expect(rows[1]!.expires_at).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
+
+      const list = await json<any[]>('delegation', 'list', '--tenant', 'acme');
+      expect(list.map((x) => [x.id, x.status])).toEqual([[delegationId, 'active'], [rows[1]!.id, 'active']]);
+      expect(await human('delegation', 'list', '--tenant', 'globex')).toBe('(none)\n');
+      expect(await json('delegation', 'list', '--tenant', 'globex')).toEqual([]);
+    });
+
+    it('delegation revoke: the next exchange is invalid_client; twice, unknown or foreign ids are refused', async () => {
+      const cred = await agentCredential(agent);
+      expect((await exchange('acme', agent, cred)).status).toBe(200);
+      // globex cannot revoke acme's delegation.
+      await refused(['delegation', 'revoke', '--tenant', 'globex', delegationId], `delegation ${delegationId} not found in tenant globex`);
+
+      const out = await human('delegation', 'revoke', '--tenant', 'acme', delegationId);
+      const [headline, blank, ...rest] = out.trimEnd().split('\n');
+      expect(headline).toBe(`revoked ${delegationId}`);
+      expect(blank).toBe('');
+      expect(parseRecord(rest.join('\n'))).toMatchObject({ id: delegationId, status: 'revoked' });
+      expect(parseRecord(rest.join('\n')).revoked_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+
+      const res = await exchange('acme', agent, cred);
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_client');
+
+      await refused(['delegation', 'revoke', '--tenant', 'acme', delegationId], `delegation ${delegationId} is already revoked`);
+      await refused(['delegation', 'revoke', '--tenant', 'acme', 'dg_nope'], 'delegation dg_nope not found in tenant acme');
+
+      const other = (await json<any[]>('delegation', 'list', '--tenant', 'acme')).find((x) => x.client_id === second.client_id);
+      const revoked = await json('delegation', 'revoke', '--tenant', 'acme', other.id);
+      expect(revoked).toMatchObject({ id: other.id, status: 'revoked', client_id: second.client_id });
+      expect(revoked.revoked_at).toMatch(/^\d{4}-/);
+      const { rows } = parseTable(await human('delegation', 'list', '--tenant', 'acme'));
+      expect(rows.map((r) => r.status)).toEqual(['revoked', 'revoked']);
+
+      // Revoked, the agent may be installed again.
+      const again = await json('delegation', 'grant', '--tenant', 'acme', '--agent', agent.client_id, '--scopes', 'tickets:read', '--resources', api);
+      expect(again.id).not.toBe(delegationId);
+      expect((await exchange('acme', agent, await agentCredential(agent))).status).toBe(200);
+    });
+  });
+
   it('an unknown tenant is refused by every tenant-scoped command', async () => {
     const commands = [
       ['tenant', 'show', 'nope'],
@@ -471,6 +704,10 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
       ['client', 'list', '--tenant', 'nope'],
       ['client', 'rotate-secret', '--tenant', 'nope', 'cl_x'],
       ['client', 'disable', '--tenant', 'nope', 'cl_x'],
+      ['agent', 'create', '--tenant', 'nope', '--name', 'n'],
+      ['delegation', 'grant', '--tenant', 'nope', '--agent', 'ag_x', '--scopes', 'a', '--resources', 'https://x.test/'],
+      ['delegation', 'list', '--tenant', 'nope'],
+      ['delegation', 'revoke', '--tenant', 'nope', 'dg_x'],
     ];
     const results = await Promise.all(commands.map((args) => cli(...args, '--json')));
     results.forEach((r, i) => {
