@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, importJWK, UnsecuredJWT, generateKeyPair, exportJWK } from 'jose';
 import { DATABASES } from '../support/databases.js';
+import { z } from 'zod';
 import { seedTenant, startTestBroker, tokenRequest, type TestBroker } from '../support/broker.js';
+import { adminRouter } from '../../src/admin/routes.js';
+import { createAgentInput, grantDelegationInput } from '../../src/agents/service.js';
+import { MAX_TOKEN_TTL } from '../../src/tenants/service.js';
 
 describe.each(DATABASES)('admin API (%s)', (kind) => {
   let b: TestBroker;
@@ -222,6 +226,264 @@ describe.each(DATABASES)('admin API (%s)', (kind) => {
       const r = await call('POST', '/tenants/system/suspend');
       expect(r.status).toBe(400);
       expect((await b.admin('GET', '/tenants/system')).body.status).toBe('active');
+    });
+  });
+
+  it('the OpenAPI description documents every admin route and method, and only those', async () => {
+    const doc = (await call('GET', '/openapi.json', { token: null })).body;
+    // The routes as the broker builds them, from the same function the app mounts.
+    const served = adminRouter(b.broker.services, { maxBodyBytes: 1024 }).stack
+      .filter((layer) => layer.methods.length > 0)
+      .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m.toLowerCase()} ${String(layer.path).replace(/:[A-Za-z0-9_]+/g, '{}')}`));
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>)
+      .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p.replace(/\{[^}]+\}/g, '{}')}`));
+    expect(served).toEqual(expect.arrayContaining([
+      'post /admin/tenants/{}/agents', 'post /admin/tenants/{}/delegations', 'get /admin/tenants/{}/delegations', 'post /admin/tenants/{}/delegations/{}/revoke',
+    ]));
+    expect([...documented].sort()).toEqual([...new Set(served)].sort());
+
+    // Every reference resolves; the new routes take their bodies from the services' zod schemas.
+    const refs = JSON.stringify(doc).match(/#\/components\/schemas\/[A-Za-z]+/g) ?? [];
+    for (const ref of new Set(refs)) expect(doc.components.schemas, ref).toHaveProperty(ref.split('/').pop()!);
+    const body = (p: string, m: string) => doc.paths[p][m].requestBody.content['application/json'].schema.$ref;
+    expect(body('/admin/tenants/{tenant}/agents', 'post')).toBe('#/components/schemas/CreateAgent');
+    expect(body('/admin/tenants/{tenant}/delegations', 'post')).toBe('#/components/schemas/GrantDelegation');
+    expect(doc.components.schemas.CreateAgent).toEqual(z.toJSONSchema(createAgentInput, { io: 'input', unrepresentable: 'any' }));
+    expect(doc.components.schemas.GrantDelegation).toEqual(z.toJSONSchema(grantDelegationInput, { io: 'input', unrepresentable: 'any' }));
+    expect(doc.components.schemas.GrantDelegation).toMatchObject({ required: ['client_id', 'scopes', 'resources'], additionalProperties: false });
+    expect(doc.paths['/admin/tenants/{tenant}/delegations'].get.responses['200'].content['application/json'].schema.$ref).toBe('#/components/schemas/DelegationList');
+    expect(doc.paths['/admin/tenants/{tenant}/delegations/{delegation}/revoke'].post.parameters.map((p: { name: string }) => p.name)).toEqual(['tenant', 'delegation']);
+    expect(Object.keys(doc.components.schemas.Delegation.properties).sort()).toEqual([
+      'agent_tenant', 'client_id', 'created_at', 'created_by', 'expires_at', 'id', 'require_dpop', 'resources', 'revoked_at', 'scopes', 'status', 'token_ttl',
+    ]);
+    expect(doc.components.schemas.Resource.properties).toHaveProperty('require_dpop');
+  });
+
+  describe('agents and delegations', () => {
+    const vendor = 'dlg-vendor';
+    const A = 'dlg-a';
+    const B = 'dlg-b';
+    const apiA = 'https://api.dlg-a.test/';
+    const billingA = 'https://billing.dlg-a.test/';
+    const apiB = 'https://api.dlg-b.test/';
+    let agent: any;
+    let serviceA: string;
+    const delegations = async (tenant: string) => (await b.admin('GET', `/tenants/${tenant}/delegations`)).body.delegations as any[];
+    const newAgent = async (name: string) => (await b.admin('POST', `/tenants/${vendor}/agents`, { name })).body;
+
+    beforeAll(async () => {
+      await b.admin('POST', '/tenants', { id: vendor });
+      agent = (await b.admin('POST', `/tenants/${vendor}/agents`, { name: 'triage-bot' })).body;
+      serviceA = (await seedTenant(b, A, { resource: apiA, resourceScopes: ['tickets:read', 'tickets:write'] })).client_id;
+      await b.admin('POST', `/tenants/${A}/resources`, { uri: billingA, scopes: ['invoices:read'] });
+      await seedTenant(b, B, { resource: apiB });
+    });
+
+    it('agent create: a client of kind agent with both grants and no scopes; its secret only in the response', async () => {
+      expect(agent).toMatchObject({
+        name: 'triage-bot', kind: 'agent', scopes: [], resources: [], token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'], status: 'active',
+      });
+      expect(agent.client_id).toMatch(/^ag_/);
+      expect(agent.client_secret).toMatch(/^bhs_/);
+      const shown = await b.admin('GET', `/tenants/${vendor}/clients/${agent.client_id}`);
+      expect(shown.body).toMatchObject({ client_id: agent.client_id, kind: 'agent' });
+      expect(shown.body).not.toHaveProperty('client_secret');
+    });
+
+    it.each([
+      ['an unknown field', { name: 'x', colour: 'red' }, 400, /unknown field\(s\) colour/],
+      ['a kind', { name: 'x', kind: 'service' }, 400, /unknown field\(s\) kind/],
+      ['scopes (agents get theirs from delegations)', { name: 'x', scopes: ['a'] }, 400, /unknown field\(s\) scopes/],
+      ['an empty name', { name: '  ' }, 400, /name/],
+      ['no name', {}, 400, /name/],
+      ['a token_ttl of zero', { name: 'x', token_ttl: 0 }, 400, /token_ttl/],
+      ['a token_ttl past the maximum', { name: 'x', token_ttl: MAX_TOKEN_TTL + 1 }, 400, /token_ttl/],
+      ['an unknown auth method', { name: 'x', token_endpoint_auth_method: 'none' }, 400, /token_endpoint_auth_method/],
+      ['private_key_jwt without a jwks', { name: 'x', token_endpoint_auth_method: 'private_key_jwt' }, 400, /jwks/],
+      ['a duplicate name', { name: 'triage-bot' }, 409, /a client named "triage-bot" already exists/],
+    ])('agent create with %s is refused and changes nothing', async (_n, body, status, message) => {
+      const before = (await b.admin('GET', `/tenants/${vendor}/clients`)).body.clients;
+      const r = await call('POST', `/tenants/${vendor}/agents`, { body: JSON.stringify(body) });
+      expect(r.status).toBe(status);
+      expect(r.body.error_description).toMatch(message);
+      expect((await b.admin('GET', `/tenants/${vendor}/clients`)).body.clients).toEqual(before);
+    });
+
+    const past = new Date(Date.now() - 60_000).toISOString();
+    it.each([
+      ['an unknown field', { colour: 'red' }, /unknown field\(s\) colour/],
+      ['a scope with a space', { scopes: ['tickets read'] }, /scopes\.0: each scope must be/],
+      ['a scope with a quote', { scopes: ['a"b'] }, /scopes\.0/],
+      ['no scopes', { scopes: [] }, /at least one scope is required/],
+      ['scopes that are not a list', { scopes: 'tickets:read' }, /scopes/],
+      ['no resources field', { resources: undefined }, /resources/],
+      ['an empty resources list', { resources: [] }, /at least one resource is required/],
+      ['a resource that is not a URI', { resources: ['not a uri'] }, /resources\.0: must be an absolute URI/],
+      ['no client_id', { client_id: undefined }, /client_id/],
+      ['expires_at as a date only', { expires_at: '2099-01-01' }, /expires_at/],
+      ['expires_at without an offset', { expires_at: '2099-01-01T00:00:00' }, /expires_at/],
+      ['expires_at in words', { expires_at: 'tomorrow' }, /expires_at/],
+      ['expires_at as epoch seconds', { expires_at: 4_070_908_800 }, /expires_at/],
+      ['expires_at on 30 February', { expires_at: '2099-02-30T00:00:00Z' }, /expires_at/],
+      ['expires_at in the past', { expires_at: past }, /expires_at: must be in the future/],
+      ['a token_ttl of zero', { token_ttl: 0 }, /token_ttl/],
+      ['a negative token_ttl', { token_ttl: -60 }, /token_ttl/],
+      ['a token_ttl past the maximum', { token_ttl: MAX_TOKEN_TTL + 1 }, /token_ttl/],
+      ['a fractional token_ttl', { token_ttl: 1.5 }, /token_ttl/],
+      ['a token_ttl as a string', { token_ttl: '60' }, /token_ttl/],
+      ['require_dpop as a string', { require_dpop: 'true' }, /require_dpop/],
+      ['an unknown agent', { client_id: 'ag_nobody' }, /client_id: no agent ag_nobody/],
+      ['a resource not registered in the tenant', { resources: ['https://nowhere.test/'] }, /resources: not registered in tenant dlg-a: https:\/\/nowhere\.test\//],
+      ["another tenant's resource", { resources: [apiA, apiB] }, /not registered in tenant dlg-a: https:\/\/api\.dlg-b\.test\//],
+      ['a scope none of its resources offers', { scopes: ['tickets:read', 'invoices:read'] }, /scopes: not offered by any of the delegation's resources: invoices:read/],
+    ])('delegation grant with %s → 400, and the delegation list is unchanged', async (_n, override, message) => {
+      const base = { client_id: agent.client_id, scopes: ['tickets:read'], resources: [apiA] };
+      const before = await delegations(A);
+      const r = await call('POST', `/tenants/${A}/delegations`, { body: JSON.stringify({ ...base, ...override }) });
+      expect(r.status).toBe(400);
+      expect(r.body.error).toBe('invalid_request');
+      expect(r.body.error_description).toMatch(message);
+      expect(await delegations(A)).toEqual(before);
+    });
+
+    it("a service client is not an agent: it cannot be installed", async () => {
+      const before = await delegations(A);
+      const r = await call('POST', `/tenants/${A}/delegations`, { body: JSON.stringify({ client_id: serviceA, scopes: ['tickets:read'], resources: [apiA] }) });
+      expect(r.status).toBe(400);
+      expect(r.body.error_description).toBe(`client_id: no agent ${serviceA}`);
+      expect(await delegations(A)).toEqual(before);
+    });
+
+    it('grant: the view, created_by = the calling admin client; one active delegation per agent and tenant', async () => {
+      // A second platform admin, so created_by is shown to come from the token, not a constant.
+      const ops = (await b.admin('POST', '/tenants/system/clients', { name: `ops-${kind}`, scopes: ['admin'], resources: ['urn:bulkhead:admin'] })).body;
+      const opsToken = (await tokenRequest(b, 'system', { grant_type: 'client_credentials', resource: 'urn:bulkhead:admin', scope: 'admin' }, { basic: [ops.client_id, ops.client_secret] })).body.access_token;
+      expect(ops.client_id).not.toBe(b.adminCredentials().client_id);
+
+      const expires = new Date(Date.now() + 7 * 86_400_000);
+      expires.setUTCMilliseconds(0);
+      const atPlusTwo = new Date(expires.getTime() + 2 * 3_600_000).toISOString().replace(/\.000Z$/, '+02:00');
+      const r = await call('POST', `/tenants/${A}/delegations`, {
+        token: opsToken,
+        body: JSON.stringify({ client_id: agent.client_id, scopes: ['tickets:read', 'invoices:read', 'tickets:read'], resources: [billingA, apiA, apiA], token_ttl: 120, expires_at: atPlusTwo }),
+      });
+      expect(r.status).toBe(201);
+      expect(Object.keys(r.body).sort()).toEqual(['agent_tenant', 'client_id', 'created_at', 'created_by', 'expires_at', 'id', 'require_dpop', 'resources', 'revoked_at', 'scopes', 'status', 'token_ttl']);
+      expect(r.body).toMatchObject({
+        client_id: agent.client_id, agent_tenant: vendor, scopes: ['tickets:read', 'invoices:read'], resources: [apiA, billingA], token_ttl: 120,
+        expires_at: expires.toISOString(), require_dpop: false, created_by: ops.client_id, revoked_at: null, status: 'active',
+      });
+      expect(r.body.id).toMatch(/^dg_/);
+      expect(await delegations(A)).toEqual([r.body]);
+
+      const second = await newAgent('second-bot');
+      const byPlatform = await b.admin('POST', `/tenants/${A}/delegations`, { client_id: second.client_id, scopes: ['tickets:read'], resources: [apiA] });
+      expect(byPlatform.body).toMatchObject({ created_by: b.adminCredentials().client_id, token_ttl: null, expires_at: null });
+
+      // A second active grant for the same agent in the same tenant: 409, nothing added.
+      const before = await delegations(A);
+      const dup = await call('POST', `/tenants/${A}/delegations`, { body: JSON.stringify({ client_id: agent.client_id, scopes: ['tickets:write'], resources: [apiA] }) });
+      expect(dup.status).toBe(409);
+      expect(dup.body.error_description).toBe(`agent ${agent.client_id} already has an active delegation in tenant ${A} (${r.body.id}); revoke it first`);
+      expect(await delegations(A)).toEqual(before);
+    });
+
+    it("tenant scoping: B's routes neither see nor revoke A's delegation, and B's grant is B's own", async () => {
+      const [inA] = (await delegations(A)).filter((d) => d.client_id === agent.client_id);
+      expect(inA.status).toBe('active');
+      expect(await delegations(B)).toEqual([]);
+
+      const r = await call('POST', `/tenants/${B}/delegations/${inA.id}/revoke`);
+      expect(r.status).toBe(404);
+      expect(r.body).toEqual({ error: 'not_found', error_description: `delegation ${inA.id} not found in tenant ${B}` });
+      expect((await delegations(A)).find((d) => d.id === inA.id).status).toBe('active');
+
+      // The same agent in B: its own delegation, one per agent *and tenant*, invisible from A.
+      const inB = (await b.admin('POST', `/tenants/${B}/delegations`, { client_id: agent.client_id, scopes: ['tickets:read'], resources: [apiB] })).body;
+      expect((await delegations(B)).map((d) => d.id)).toEqual([inB.id]);
+      expect((await delegations(A)).map((d) => d.id)).not.toContain(inB.id);
+      expect((await call('POST', `/tenants/${A}/delegations/${inB.id}/revoke`)).status).toBe(404);
+      expect((await delegations(B))[0].status).toBe('active');
+    });
+
+    it.each([
+      ['GET', '/tenants/nosuch/delegations'],
+      ['POST', '/tenants/nosuch/delegations'],
+      ['POST', '/tenants/nosuch/delegations/dg_x/revoke'],
+      ['POST', '/tenants/nosuch/agents'],
+    ])('%s %s on an unknown tenant → 404', async (method, route) => {
+      const r = await call(method, route, method === 'POST' ? { body: '{}' } : {});
+      expect(r.status).toBe(404);
+      expect(r.body.error_description).toBe('tenant nosuch not found');
+    });
+
+    it('revoke: revoked once (409 the second time), 404 for an unknown id; the agent may then be installed again', async () => {
+      const d = (await delegations(A)).find((x) => x.client_id === agent.client_id);
+      const r = await call('POST', `/tenants/${A}/delegations/${d.id}/revoke`);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ id: d.id, status: 'revoked', client_id: agent.client_id });
+      expect(Date.parse(r.body.revoked_at)).toBeGreaterThan(Date.now() - 60_000);
+      expect((await delegations(A)).find((x) => x.id === d.id)).toEqual(r.body);
+
+      const again = await call('POST', `/tenants/${A}/delegations/${d.id}/revoke`);
+      expect(again.status).toBe(409);
+      expect(again.body.error_description).toBe(`delegation ${d.id} is already revoked`);
+      expect((await delegations(A)).find((x) => x.id === d.id).revoked_at).toBe(r.body.revoked_at);
+
+      const unknown = await call('POST', `/tenants/${A}/delegations/dg_nope/revoke`);
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error_description).toBe(`delegation dg_nope not found in tenant ${A}`);
+
+      const reinstalled = await call('POST', `/tenants/${A}/delegations`, { body: JSON.stringify({ client_id: agent.client_id, scopes: ['tickets:write'], resources: [apiA] }) });
+      expect(reinstalled.status).toBe(201);
+      expect(reinstalled.body.id).not.toBe(d.id);
+    });
+
+    it('an expired delegation shows as expired and no longer blocks a new one', async () => {
+      const bot = await newAgent('short-lived-bot');
+      const expiresAt = Date.now() + 3_000;
+      const d = (await b.admin('POST', `/tenants/${A}/delegations`, { client_id: bot.client_id, scopes: ['tickets:read'], resources: [apiA], expires_at: new Date(expiresAt).toISOString() })).body;
+      expect(d.status).toBe('active');
+      expect((await call('POST', `/tenants/${A}/delegations`, { body: JSON.stringify({ client_id: bot.client_id, scopes: ['tickets:read'], resources: [apiA] }) })).status).toBe(409);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now()) + 200));
+      expect((await delegations(A)).find((x) => x.id === d.id).status).toBe('expired');
+      expect((await call('POST', `/tenants/${A}/delegations`, { body: JSON.stringify({ client_id: bot.client_id, scopes: ['tickets:read'], resources: [apiA] }) })).status).toBe(201);
+    });
+
+    it('require_dpop round-trips on resources and delegations (default false); a non-boolean is refused', async () => {
+      const bound = await call('POST', `/tenants/${B}/resources`, { body: JSON.stringify({ uri: 'https://dpop.dlg-b.test/', scopes: ['x'], require_dpop: true }) });
+      expect(bound.status).toBe(201);
+      expect(bound.body.require_dpop).toBe(true);
+      const plain = (await b.admin('POST', `/tenants/${B}/resources`, { uri: 'https://plain.dlg-b.test/', scopes: ['x'] })).body;
+      expect(plain.require_dpop).toBe(false);
+      const listed = (await b.admin('GET', `/tenants/${B}/resources`)).body.resources as any[];
+      expect(Object.fromEntries(listed.map((r) => [r.uri, r.require_dpop]))).toEqual({ [apiB]: false, 'https://dpop.dlg-b.test/': true, 'https://plain.dlg-b.test/': false });
+      const before = (await b.admin('GET', `/tenants/${B}/resources`)).body.resources;
+      const bad = await call('POST', `/tenants/${B}/resources`, { body: JSON.stringify({ uri: 'https://bad.dlg-b.test/', scopes: ['x'], require_dpop: 'yes' }) });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error_description).toMatch(/require_dpop/);
+      expect((await b.admin('GET', `/tenants/${B}/resources`)).body.resources).toEqual(before);
+
+      const bot = await newAgent('dpop-bot');
+      const d = (await b.admin('POST', `/tenants/${B}/delegations`, { client_id: bot.client_id, scopes: ['x'], resources: ['https://dpop.dlg-b.test/'], require_dpop: true })).body;
+      expect(d.require_dpop).toBe(true);
+      expect((await delegations(B)).find((x) => x.id === d.id).require_dpop).toBe(true);
+      expect((await delegations(B)).find((x) => x.client_id === agent.client_id).require_dpop).toBe(false);
+    });
+
+    it("resource URIs under the broker's own PUBLIC_URL are refused; others on the same host are not", async () => {
+      const before = (await b.admin('GET', `/tenants/${B}/resources`)).body.resources;
+      for (const uri of [b.url, `${b.url}/`, b.issuer(vendor), `${b.issuer(vendor)}/jwks`, `${b.url}/admin`, b.issuer('system')]) {
+        const r = await call('POST', `/tenants/${B}/resources`, { body: JSON.stringify({ uri, scopes: ['x'] }) });
+        expect(r.status, uri).toBe(400);
+        expect(r.body.error_description).toBe(`uri: ${b.url} and the URLs under it belong to Bulkhead itself, not to a resource`);
+      }
+      expect((await b.admin('GET', `/tenants/${B}/resources`)).body.resources).toEqual(before);
+      // Control: another port on the same host is somebody else's.
+      const other = new URL(b.url);
+      other.port = String(Number(other.port) === 65535 ? 65534 : Number(other.port) + 1);
+      expect((await call('POST', `/tenants/${B}/resources`, { body: JSON.stringify({ uri: `${other.origin}/api`, scopes: ['x'] }) })).status).toBe(201);
     });
   });
 });
