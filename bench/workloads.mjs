@@ -105,7 +105,7 @@ function tokenExchange(target) {
           if (left() < seconds + CREDENTIAL_MARGIN) {
             cred = await credential();
             if (left() < seconds + CREDENTIAL_MARGIN) {
-              throw new Error(`the agent credential lives ${cred.lifetime} s, less than a ${seconds} s window plus ${CREDENTIAL_MARGIN} s: shorten BENCH_DURATION`);
+              throw new Error(`the agent credential lives ${cred.lifetime} s, less than a ${seconds} s window plus ${CREDENTIAL_MARGIN} s: shorten BENCH_DURATION or BENCH_WARMUP`);
             }
           }
           return exchange(cred.token);
