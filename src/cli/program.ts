@@ -307,6 +307,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       // when a command is missing (`bulkhead`, `bulkhead tenant`): the latter is a usage error.
       if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
       if (err.code === 'commander.executeSubCommandAsync') return 1;
+      if (err.code === 'commander.unknownOption') {
+        // A kid is a base64url thumbprint: one in 64 starts with '-' and reads as an option.
+        const flag = /'([^']*)'/.exec(err.message)?.[1] ?? '';
+        if (flag.length > 2 && !/^--[a-z][a-z-]*$/.test(flag)) {
+          io.err(`(a value that starts with '-', as a kid may, goes after '--': bulkhead key revoke --tenant T -- ${flag})`);
+        }
+      }
       return 2;
     }
     if (err instanceof CliFailure) {

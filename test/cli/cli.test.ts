@@ -91,9 +91,14 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
   const cli = (...args: string[]) => runBin(args, env);
   const cliEnv = (extra: Record<string, string | undefined>, ...args: string[]) => runBin(args, { ...env, ...extra });
 
+  /** `args` with `--json`, placed before a `--` that ends the options (a kid may start with '-'). */
+  const withJson = (args: string[]) => {
+    const end = args.indexOf('--');
+    return end < 0 ? [...args, '--json'] : [...args.slice(0, end), '--json', ...args.slice(end)];
+  };
   /** Success with --json: exit 0, nothing on stderr, stdout exactly one JSON document in snake_case. */
   async function json<T = any>(...args: string[]): Promise<T> {
-    const r = await cli(...args, '--json');
+    const r = await cli(...withJson(args));
     expect(r.stderr, `stderr of ${args.join(' ')}`).toBe('');
     expect(r.code, `exit code of ${args.join(' ')}`).toBe(0);
     const doc = JSON.parse(r.stdout) as T;
@@ -110,7 +115,7 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
   }
   /** A refused operation: exit 1, nothing on stdout (also with --json), one `bulkhead: ...` line. */
   async function refused(args: string[], message: RegExp | string, extraEnv: Record<string, string | undefined> = {}) {
-    const variants = [args, [...args, '--json']];
+    const variants = [args, withJson(args)];
     const results = await Promise.all(variants.map((v) => cliEnv(extraEnv, ...v)));
     for (const [i, r] of results.entries()) {
       const variant = variants[i]!;
@@ -193,6 +198,7 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
       usage(['tenant', 'show'], "missing required argument 'id'"),
       usage(['tenant', 'show', 'a', 'b'], 'too many arguments'),
       usage(['tenant', 'list', '--tenant', 'x'], "unknown option '--tenant'"),
+      usage(['key', 'revoke', '--tenant', 'acme', '-FpNJR6IytCLDBEf_U0Q89'], "(a value that starts with '-', as a kid may, goes after '--': bulkhead key revoke --tenant T -- -FpNJR6IytCLDBEf_U0Q89)"),
       usage(['agent'], 'Usage: bulkhead agent'),
       usage(['agent', 'create', '--tenant', 'vendor'], "required option '--name <name>' not specified"),
       usage(['agent', 'create', '--tenant', 'vendor', '--name', 'a', '--auth', 'none'], "argument 'none' is invalid"),
@@ -211,6 +217,8 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
       usage(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', 'a', '--require-dpop=false'], "unknown option '--require-dpop=false'"),
     ]);
     expect(group.stderr).toContain('create [options] <id>');
+    // A misspelt option gets no hint about values after '--'.
+    expect((await usage(['tenant', 'list', '--jsn'], "unknown option '--jsn'")).stderr).not.toContain("after '--'");
   });
 
   it("the CLI's copies of the client service's choices are the same lists", () => {
@@ -300,18 +308,20 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     // Revoke the pending RS256 key: gone from the JWKS at once.
     const rsPending = listed.find((k) => k.alg === 'RS256' && k.status === 'pending')!;
     expect(await jwksKids('acme')).toContain(rsPending.kid);
-    const revoked = await json('key', 'revoke', '--tenant', 'acme', rsPending.kid);
+    // Kids are base64url thumbprints and may start with '-': after '--' they are never options.
+    const revoked = await json('key', 'revoke', '--tenant', 'acme', '--', rsPending.kid);
     expect(revoked.revoked).toMatchObject({ kid: rsPending.kid, status: 'revoked', published: false });
     expect(revoked.revoked.revoked_at).toMatch(/^\d{4}-/);
     expect(revoked.keys.map((k: any) => k.status)).toContain('active');
     expect(await jwksKids('acme')).not.toContain(rsPending.kid);
 
     // Human revoke of the retired first key.
-    const out = await human('key', 'revoke', '--tenant', 'acme', first.kid);
+    const out = await human('key', 'revoke', '--tenant', 'acme', '--', first.kid);
     expect(out.split('\n')[0]).toBe(`revoked ${first.kid}`);
     expect(parseTable(out.split('\n').slice(2).join('\n')).rows.find((r) => r.kid === first.kid)).toMatchObject({ status: 'revoked', published: 'false' });
 
-    await refused(['key', 'revoke', '--tenant', 'acme', first.kid], `key ${first.kid} is already revoked`);
+    await refused(['key', 'revoke', '--tenant', 'acme', '--', first.kid], `key ${first.kid} is already revoked`);
+    await refused(['key', 'revoke', '--tenant', 'acme', '--', '-no-such-kid'], 'no key -no-such-kid in tenant acme');
     await refused(['key', 'revoke', '--tenant', 'acme', 'no-such-kid'], 'no key no-such-kid in tenant acme');
   });
 
