@@ -78,8 +78,9 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
     if (meta.kind === 'agent') {
       const d = await deps.agents.findActive(issuer.tenant.id, clientId);
       if (!d || d.agentTenantId !== meta.homeTenant) {
-        // For an agent from elsewhere the delegation is what makes it a client here at all.
-        if (foreign) throw new errors.InvalidClient('client authentication failed');
+        // For an agent from elsewhere the delegation is what makes it a client here at all: the
+        // same 401 as for an unknown client (RFC 6749 §5.2), not a 400 that tells them apart.
+        if (foreign) throw new errors.InvalidClientAuth('no active delegation in this tenant');
         throw new errors.UnauthorizedClient(`this agent is not installed in tenant ${issuer.tenant.id}`);
       }
       ceiling = {
@@ -95,7 +96,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
 
     // Whose tokens are trusted here: this tenant's, and the agent's home issuer for its credential.
     const home = foreign ? await issuer.peer(meta.homeTenant) : issuer;
-    if (!home || home.tenant.status !== 'active') throw new errors.InvalidClient('client authentication failed');
+    if (!home || home.tenant.status !== 'active') throw new errors.InvalidClientAuth('the client\'s home tenant is not active');
     const trusted = foreign ? [issuer, home] : [issuer];
 
     const proofJkt = await tokenEndpointProof(ctx, issuer, deps.replay);
@@ -113,12 +114,14 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
     }
 
     // The actor: the actor token's subject when one is sent (it must be this client's own
-    // token); else this client itself when it acts for a subject that is not its own.
+    // token, about this client itself: a token it holds for someone else would make that
+    // someone the actor); else this client itself when it acts for a subject that is not its own.
     let actor: ActClaim | undefined;
     let actorJkt: string | undefined;
     if (params.actor_token !== undefined) {
       const { token: a } = must(await verifyPresentedToken('actor_token', params.actor_token, trusted));
       if (a.client_id !== clientId) throw new errors.InvalidRequest('actor_token: was not issued to this client');
+      if (a.sub !== clientId) throw new errors.InvalidRequest('actor_token: must identify this client itself');
       actor = { sub: a.sub, iss: a.iss };
       actorJkt = a.jkt;
     } else if (subject.client_id !== clientId) {
