@@ -560,7 +560,7 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
       expect(c.client_id).toMatch(/^ag_/);
       expect(c.client_secret).toMatch(/^bhs_/);
       second = { client_id: c.client_id, client_secret: c.client_secret };
-      // client_secret_post: the secret in the body works, Basic does not.
+      // The secret in the body (client_secret_post) gets the agent credential.
       expect((await token('vendor', { client_id: c.client_id, client_secret: c.client_secret })).status).toBe(200);
 
       await refused(['agent', 'create', '--tenant', 'vendor', '--name', 'triage-bot'], 'a client named "triage-bot" already exists in tenant vendor');
