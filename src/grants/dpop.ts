@@ -12,7 +12,7 @@ import type { ReplayStore } from '../shared/replay.js';
 export async function tokenEndpointProof(ctx: KoaContextWithOIDC, issuer: IssuerContext, replay: ReplayStore): Promise<string | undefined> {
   try {
     const proof = await verifyDpopProof({
-      header: ctx.req.headers.dpop,
+      header: ctx.request.headers.dpop,
       htm: ctx.method,
       htu: `${issuer.issuer}/token`,
       replay,

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { ParameterizedContext } from 'koa';
 import { InvalidInput, PayloadTooLarge } from '../shared/errors.js';
 
@@ -6,6 +7,18 @@ import { InvalidInput, PayloadTooLarge } from '../shared/errors.js';
  * Content-Length says so, and while streaming otherwise). An empty body is `{}`.
  */
 export async function readJson(ctx: ParameterizedContext, limit: number): Promise<unknown> {
+  const body = await readRaw(ctx, limit);
+  if (body.length === 0) return {};
+  if (!ctx.is('application/json')) throw new InvalidInput('request body must be application/json');
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    throw new InvalidInput('request body is not valid JSON');
+  }
+}
+
+/** The raw request body, refused with 413 past `limit` bytes (declared or streamed). */
+export async function readRaw(ctx: ParameterizedContext, limit: number): Promise<Buffer> {
   const declared = ctx.request.length;
   if (declared !== undefined && declared > limit) throw new PayloadTooLarge(`request body must not exceed ${limit} bytes`);
   const chunks: Buffer[] = [];
@@ -15,11 +28,35 @@ export async function readJson(ctx: ParameterizedContext, limit: number): Promis
     if (size > limit) throw new PayloadTooLarge(`request body must not exceed ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
-  if (size === 0) return {};
-  if (!ctx.is('application/json')) throw new InvalidInput('request body must be application/json');
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    throw new InvalidInput('request body is not valid JSON');
+  return Buffer.concat(chunks, size);
+}
+
+/**
+ * Most `&`-separated pairs a form body may hold. oidc-provider parses forms with
+ * `node:querystring`, which silently ignores every pair after the 1000th: a request padded
+ * past that point would lose its later parameters (a `scope`, a `resource`) and mean something
+ * else than what was sent. Bodies that long are refused instead.
+ */
+export const MAX_FORM_PAIRS = 1000;
+
+/**
+ * Reads an `application/x-www-form-urlencoded` body ahead of oidc-provider, checks its size and
+ * pair count, and hands it on: `ctx.req` becomes a view of the original request whose body
+ * stream replays the bytes read, so oidc-provider parses exactly what was checked.
+ */
+export async function checkFormForProvider(ctx: ParameterizedContext, limit: number): Promise<void> {
+  const raw = await readRaw(ctx, limit);
+  let pairs = 1;
+  for (let i = raw.indexOf(0x26); i !== -1; i = raw.indexOf(0x26, i + 1)) {
+    if (++pairs > MAX_FORM_PAIRS) throw new InvalidInput(`the request body must not have more than ${MAX_FORM_PAIRS} parameters`);
   }
+  const replay = Readable.from([raw], { objectMode: false });
+  const streamMembers = new Set<PropertyKey>(['readable', 'readableEncoding', 'iterator', Symbol.asyncIterator, 'read', 'on', 'once', 'pipe']);
+  ctx.req = new Proxy(ctx.req, {
+    get(target, prop) {
+      const from = streamMembers.has(prop) ? replay : target;
+      const value = Reflect.get(from, prop, from) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(from) : value;
+    },
+  });
 }

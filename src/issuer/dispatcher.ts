@@ -3,6 +3,7 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { TENANT_ID } from '../shared/ids.js';
 import { NotFound, PayloadTooLarge } from '../shared/errors.js';
+import { checkFormForProvider } from '../http/body.js';
 import { publishedKeys } from '../keys/lifecycle.js';
 import type { IssuerRegistry } from './registry.js';
 import type { IssuerContext } from './context.js';
@@ -80,6 +81,9 @@ export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: st
     }
     if (ctx.request.length !== undefined && ctx.request.length > opts.maxBodyBytes) {
       throw new PayloadTooLarge(`request body must not exceed ${opts.maxBodyBytes} bytes`);
+    }
+    if (kind === 'token' && ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
+      await checkFormForProvider(ctx, opts.maxBodyBytes);
     }
 
     // oidc-provider builds endpoint URLs from the request; make them the public ones, whatever

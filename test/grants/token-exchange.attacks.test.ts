@@ -487,8 +487,8 @@ describe.each(DATABASES)('token exchange refuses forged and abusive tokens (%s)'
     const res = await exchange('acme', { subject_token: credential, resource: many });
     expect([400, 413]).toContain(res.status);
     expect(['invalid_request', 'invalid_target']).toContain(res.body.error);
-    // As many as the body limit lets through still reach the grant, and are invalid_target.
-    const fits = Array.from({ length: 1_000 }, (_, i) => `urn:r${i}`);
+    // As many as the body and parameter limits let through still reach the grant: invalid_target.
+    const fits = Array.from({ length: 900 }, (_, i) => `urn:r${i}`);
     const some = await exchange('acme', { subject_token: credential, resource: fits });
     expect(some.status, JSON.stringify(some.body).slice(0, 300)).toBe(400);
     expect(some.body.error).toBe('invalid_target');
@@ -507,5 +507,24 @@ describe.each(DATABASES)('token exchange refuses forged and abusive tokens (%s)'
     expect(same.status, JSON.stringify(same.body).slice(0, 300)).toBe(200);
     expect(same.body.scope).toBe('tickets:read');
     expect((await exchange('acme', { subject_token: credential, resource: apiA, scope: 'tickets:read' })).status).toBe(200);
+  });
+
+  it('a body padded past 1,000 parameters is refused, never parsed with its tail cut off', async () => {
+    // node:querystring (oidc-provider's form parser) ignores every pair after the 1000th: the
+    // scope at the end would be dropped and the token widened to everything the delegation allows.
+    const padding = Array.from({ length: 997 }, (_, i) => `p${i}=`).join('&');
+    const form = new URLSearchParams({ grant_type: TE, subject_token: credential, subject_token_type: AT, resource: apiA });
+    const res = await fetch(`${b.url}/t/acme/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${agent.client_id}:${agent.client_secret}`).toString('base64')}` },
+      body: `${form}&${padding}&scope=tickets%3Aread`,
+    });
+    const body = (await res.json()) as { error?: string; scope?: string };
+    expect(res.status, JSON.stringify(body)).toBe(400);
+    expect(body.error).toBe('invalid_request');
+    // Control: the same request without the padding is granted exactly the scope it asked for.
+    const ok = await exchange('acme', { subject_token: credential, resource: apiA, scope: 'tickets:read' });
+    expect(ok.status).toBe(200);
+    expect(ok.body.scope).toBe('tickets:read');
   });
 });
