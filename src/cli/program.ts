@@ -45,8 +45,10 @@ const seconds = (value: string) => {
   return Number(value);
 };
 
+const ISO_INSTANT_HINT = 'expected an ISO 8601 instant with an offset, such as 2030-01-31T18:00:00Z or 2030-01-31T19:00:00+01:00';
 /**
- * An ISO 8601 instant: a calendar date, a time of day and an offset (`Z` or `±hh:mm`), e.g.
+ * An ISO 8601 instant: a calendar date, a time of day (seconds and fractions optional) and an
+ * offset (`Z`, `±hh:mm` or `±hhmm`), e.g.
  * `2030-01-31T18:00:00Z`. A date alone or a time without an offset names no single instant, and
  * `Date.parse` quietly rolls `02-30` into March, so every field is checked here. Returned in
  * the canonical UTC form the admin API takes (`expires_at`).
@@ -66,7 +68,6 @@ export function isoInstant(value: string): string {
   at.setUTCHours(hour, minute - offset, second, m[7] ? Math.floor(Number(`0${m[7]}`) * 1000) : 0);
   return at.toISOString();
 }
-const ISO_INSTANT_HINT = 'expected an ISO 8601 instant with an offset, such as 2030-01-31T18:00:00Z or 2030-01-31T19:00:00+01:00';
 
 /** Reads a public JWKS file for `--jwks` (a refusal, not a usage error, when it cannot be read). */
 function readJwks(file: string | undefined): unknown {
