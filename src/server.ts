@@ -62,10 +62,11 @@ export async function bootstrapPlatform(services: Services, logger: Logger): Pro
 /** Opens the database, applies migrations, bootstraps, and serves. Used by `bulkhead serve` and tests. */
 export async function startBroker(config: Config, logger: Logger = pino({ level: config.logLevel })): Promise<RunningBroker> {
   const db = await openDatabase(config);
+  let services: Services | undefined;
   try {
     await migrate(db.driver, undefined, (msg) => logger.info(msg));
     const metrics = createMetrics();
-    const services = createServices(config, db, metrics.observer);
+    services = createServices(config, db, metrics.observer, logger);
     const adminCredentialsFile = await bootstrapPlatform(services, logger);
     const app = createApp(services, metrics, logger);
     const server = createServer(app.callback());
@@ -86,10 +87,12 @@ export async function startBroker(config: Config, logger: Logger = pino({ level:
       async close() {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await services!.close();
         await db.close();
       },
     };
   } catch (err) {
+    await services?.close();
     await db.close();
     throw err;
   }

@@ -11,13 +11,17 @@ import { createIssuerRegistry } from './issuer/registry.js';
 import type { IssuerObserver } from './issuer/provider.js';
 import { localChangeEvents } from './shared/changes.js';
 import { memoryReplayStore } from './shared/replay.js';
+import { redisSharedState } from './shared/redis.js';
+import { pino, type Logger } from 'pino';
 
 /**
  * The composition root: one instance of every domain service over one database. The HTTP app,
  * the admin API and the CLI (through the admin API) all use these and nothing else.
  */
-export function createServices(config: Config, db: Database, observer?: IssuerObserver) {
-  const changes = localChangeEvents();
+export function createServices(config: Config, db: Database, observer?: IssuerObserver, logger: Pick<Logger, 'warn' | 'error'> = pino({ level: 'silent' })) {
+  // One replica keeps shared state in memory; with REDIS_URL every replica shares it.
+  const shared = config.redisUrl ? redisSharedState(config.redisUrl, logger) : undefined;
+  const changes = shared?.changes ?? localChangeEvents();
   const kek = loadKek(config);
   const keys = createKeyService({ prisma: db.prisma, kek, changes });
   const tenants = createTenantService({ prisma: db.prisma, keys, changes });
@@ -25,9 +29,15 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const clients = createClientService({ prisma: db.prisma, changes });
   const agents = createAgentService({ prisma: db.prisma, clients, changes });
   const secrets = createSecretVerifier();
-  const replay = memoryReplayStore();
+  const replay = shared?.replay ?? memoryReplayStore();
   const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, secrets, replay, changes, observer });
-  return { config, db, changes, keys, tenants, resources, clients, agents, secrets, replay, issuers };
+  return {
+    config, db, changes, keys, tenants, resources, clients, agents, secrets, replay, issuers,
+    /** Releases what the services hold besides the database (the Redis connections). */
+    close: async () => {
+      await shared?.close();
+    },
+  };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -107,29 +107,41 @@ function toActive(d: DelegationWithResources): ActiveDelegation {
 
 export function createAgentService(deps: { prisma: PrismaClient; clients: ClientService; changes: ChangeEvents; now?: () => number }) {
   const now = deps.now ?? Date.now;
-  // Which home tenant an agent installed in tenant T comes from, for client authentication at
-  // T. Only a routing hint: the exchange itself re-reads the delegation (findActive) every time.
-  const homes = new Lru<string, { home: string | undefined; expiresAt: number }>(10_000);
-  const homeKey = (tenantId: string, agentId: string) => `${tenantId}\0${agentId}`;
+  // The token path's view of delegations, cached like client rows (CLIENT_CACHE_TTL_MS): a
+  // revocation or any change to the tenant drops the entry at once on this replica and, with
+  // REDIS_URL, on every other (src/shared/redis.ts); a lost message is bounded by the lifetime.
+  const cache = new Lru<string, { delegation: ActiveDelegation | undefined; expiresAt: number; tenantId: string }>(10_000);
+  const cacheKey = (tenantId: string, agentId: string) => `${tenantId}\0${agentId}`;
   let epoch = 0;
   deps.changes.onClientChanged((tenantId, clientId) => {
     epoch++;
-    homes.delete(homeKey(tenantId, clientId));
+    cache.delete(cacheKey(tenantId, clientId));
+    // The agent itself changed (disabled, secret rotated): drop its installations everywhere.
+    cache.deleteWhere((_, v) => v.delegation?.agentTenantId === tenantId && v.delegation.agentId === clientId);
   });
-  deps.changes.onTenantChanged(() => {
+  deps.changes.onTenantChanged((tenantId) => {
     epoch++;
-    homes.clear();
+    cache.deleteWhere((_, v) => v.tenantId === tenantId || v.delegation?.agentTenantId === tenantId);
   });
 
   const activeWhere = (at: Date) => ({ revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: at } }] });
 
   async function findActive(tenantId: string, agentId: string): Promise<ActiveDelegation | undefined> {
     if (typeof agentId !== 'string' || agentId.length === 0 || agentId.length > 64) return undefined;
+    const key = cacheKey(tenantId, agentId);
+    const t = now();
+    const hit = cache.get(key);
+    if (hit && hit.expiresAt > t) return hit.delegation;
+    const seen = epoch;
     const d = await forTenant(deps.prisma, tenantId).delegation.findFirst({
-      where: { agentId, ...activeWhere(new Date(now())) },
+      where: { agentId, ...activeWhere(new Date(t)) },
       include: withResources,
     });
-    return d ? toActive(d) : undefined;
+    const delegation = d ? toActive(d) : undefined;
+    // Never cached past the delegation's own expiry, so an expired one stops at its instant.
+    const expiresAt = Math.min(t + CLIENT_CACHE_TTL_MS, delegation?.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY);
+    if (seen === epoch) cache.set(key, { delegation, expiresAt, tenantId });
+    return delegation;
   }
 
   return {
@@ -211,8 +223,8 @@ export function createAgentService(deps: { prisma: PrismaClient; clients: Client
     },
 
     /**
-     * The token path: the agent's active delegation in `tenantId`, read from the database on
-     * every exchange so a revocation takes effect at once on every replica.
+     * The token path: the agent's active delegation in `tenantId`. Revoking it, or changing
+     * the tenant, takes effect on the next exchange (see the cache above).
      */
     findActive,
 
@@ -221,14 +233,7 @@ export function createAgentService(deps: { prisma: PrismaClient; clients: Client
      * `tenantId`, or undefined (then the client is unknown there, like any other).
      */
     async homeOf(tenantId: string, agentId: string): Promise<string | undefined> {
-      const key = homeKey(tenantId, agentId);
-      const hit = homes.get(key);
-      if (hit && hit.expiresAt > now()) return hit.home;
-      const seen = epoch;
-      const d = await findActive(tenantId, agentId);
-      const home = d?.agentTenantId;
-      if (seen === epoch) homes.set(key, { home, expiresAt: now() + CLIENT_CACHE_TTL_MS });
-      return home;
+      return (await findActive(tenantId, agentId))?.agentTenantId;
     },
   };
 }

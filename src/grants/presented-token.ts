@@ -1,6 +1,7 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { publishedKeys } from '../keys/lifecycle.js';
 import { hasDuplicateKeys } from '../shared/strict-json.js';
+import { Lru } from '../shared/lru.js';
 import type { ActClaim, IssuerContext } from '../issuer/context.js';
 import { CLOCK_TOLERANCE_SECONDS } from '../issuer/constants.js';
 import type { Decision, Refusal } from './rules.js';
@@ -68,11 +69,42 @@ function parseAct(v: unknown, depth = 0): ActClaim | undefined | false {
   return { sub: o.sub, ...(o.iss !== undefined ? { iss: o.iss as string } : {}), ...(inner ? { act: inner } : {}) };
 }
 
+/**
+ * Tokens already verified, per issuer. Agents exchange the same credential many times by
+ * design, and verifying a signature costs more than the rest of an exchange. An entry is the
+ * result of verifying exactly this string against exactly this issuer context; it lives until
+ * the token's `exp` at the latest, and it dies with the context, which is rebuilt whenever the
+ * tenant's keys change (so a revoked key's tokens are never served from here).
+ */
+const VERIFIED_PER_ISSUER = 1000;
+const verified = new WeakMap<IssuerContext, Lru<string, { token: PresentedToken; expiresAt: number }>>();
+
 export async function verifyPresentedToken(
   name: 'subject_token' | 'actor_token',
   raw: unknown,
   trusted: IssuerContext[],
   now = Date.now(),
+): Promise<Decision<{ token: PresentedToken; issuer: IssuerContext }>> {
+  if (typeof raw === 'string') {
+    for (const issuer of trusted) {
+      const hit = verified.get(issuer)?.get(raw);
+      if (hit && hit.expiresAt > now) return { ok: true, issuer, token: hit.token };
+    }
+  }
+  const result = await verifyUncached(name, raw, trusted, now);
+  if (result.ok && result.token.exp * 1000 > now) {
+    let cache = verified.get(result.issuer);
+    if (!cache) verified.set(result.issuer, (cache = new Lru(VERIFIED_PER_ISSUER)));
+    cache.set(raw as string, { token: result.token, expiresAt: result.token.exp * 1000 });
+  }
+  return result;
+}
+
+async function verifyUncached(
+  name: 'subject_token' | 'actor_token',
+  raw: unknown,
+  trusted: IssuerContext[],
+  now: number,
 ): Promise<Decision<{ token: PresentedToken; issuer: IssuerContext }>> {
   const refuse = (why: string): Refusal => ({ ok: false, error: 'invalid_request', description: `${name}: ${why}` });
   if (typeof raw !== 'string' || raw.length === 0) return refuse('is required');

@@ -30,7 +30,8 @@ export function tenantAdapter(findClient: (id: string) => Promise<Record<string,
   };
 }
 
-function temporarilyUnavailable(): Error {
+/** oidc-provider's `temporarily_unavailable`, as a retryable 503 (RFC 6749 §5.2 names the code). */
+export function temporarilyUnavailable(): Error {
   const err = new errors.TemporarilyUnavailable('the service is temporarily unavailable');
   Object.assign(err, { status: 503, statusCode: 503 });
   return err;

@@ -8,7 +8,7 @@ import * as clientCredentials from '../grants/client-credentials.js';
 import * as tokenExchange from '../grants/token-exchange.js';
 import type { AgentService } from '../agents/service.js';
 import { DPOP_ALGS } from '../dpop/proof.js';
-import { tenantAdapter } from './adapter.js';
+import { temporarilyUnavailable, tenantAdapter } from './adapter.js';
 import { readBulkheadMetadata, toProviderMetadata } from './client-metadata.js';
 import { mintAccessToken } from './mint.js';
 import type { IssuerContext, Signer, TenantSnapshot } from './context.js';
@@ -51,6 +51,13 @@ export function buildIssuer(
   deps: BuildIssuerDeps,
 ): IssuerContext {
   const grantTypes = GRANTS.map((g) => g.grantType);
+  // The shared one-time-use store (Redis when configured): if it cannot answer, nothing is
+  // accepted, and the caller gets a retryable 503 rather than a 500.
+  const replay: ReplayStore = {
+    markUsed: (id, exp) => deps.replay.markUsed(id, exp).catch(() => {
+      throw temporarilyUnavailable();
+    }),
+  };
 
   const configuration: Configuration = {
     // The clients of this tenant are its own rows, plus every agent from another tenant that
@@ -102,7 +109,7 @@ export function buildIssuer(
       if (exp - now > MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
         throw new errors.InvalidClientAuth(`client assertion must expire within ${MAX_ASSERTION_LIFETIME_SECONDS} seconds`);
       }
-      const fresh = await deps.replay.markUsed(`assertion\0${tenant.id}\0${String(claims.iss)}\0${String(claims.jti)}`, exp + CLOCK_TOLERANCE_SECONDS);
+      const fresh = await replay.markUsed(`assertion\0${tenant.id}\0${String(claims.iss)}\0${String(claims.jti)}`, exp + CLOCK_TOLERANCE_SECONDS);
       if (!fresh) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
     },
     clientBasedCORS: () => false,
@@ -132,7 +139,7 @@ export function buildIssuer(
     peer: deps.peer,
   };
 
-  const grantDeps = { agents: deps.agents, replay: deps.replay, maxActDepth: deps.maxActDepth };
+  const grantDeps = { agents: deps.agents, replay, maxActDepth: deps.maxActDepth };
   for (const grant of GRANTS) {
     provider.registerGrantType(grant.grantType, grant.handler(context, grantDeps) as never, grant.parameters, grant.allowDuplicates);
   }
