@@ -150,11 +150,10 @@ export function createAgentService(deps: { prisma: PrismaClient; clients: Client
       const input = parseInput(createAgentInput, raw);
       return deps.clients.create(homeTenantId, {
         ...input,
-        kind: 'agent',
         scopes: [],
         resources: [],
         grant_types: ['client_credentials', TOKEN_EXCHANGE],
-      });
+      }, 'agent');
     },
 
     /** Installs an agent into `tenantId`, bounded by what the tenant's resources offer. */

@@ -45,7 +45,6 @@ const jwksInput = z
 
 export const createClientInput = z.object({
   name: z.string().trim().min(1).max(200),
-  kind: z.enum(['service', 'agent']).default('service'),
   scopes: scopeList,
   resources: z.array(resourceUri).max(100).default([]).transform((r) => [...new Set(r)]),
   token_endpoint_auth_method: z.enum(AUTH_METHODS).default('client_secret_basic'),
@@ -116,9 +115,12 @@ export function createClientService(deps: { prisma: PrismaClient; changes: Chang
   }
 
   return {
-    /** Registers a client; a secret-based client's secret is returned here once and never again. */
-    async create(tenantId: string, raw: unknown): Promise<ClientView> {
-      const input = parseInput(createClientInput, raw);
+    /**
+     * Registers a client; a secret-based client's secret is returned here once and never again.
+     * Agents are registered through the agent service, which passes `kind: 'agent'`.
+     */
+    async create(tenantId: string, raw: unknown, kind: 'service' | 'agent' = 'service'): Promise<ClientView> {
+      const input = { ...parseInput(createClientInput, raw), kind };
       const db = forTenant(deps.prisma, tenantId);
       const usesSecret = input.token_endpoint_auth_method !== 'private_key_jwt';
       if (!usesSecret && !input.jwks) throw new InvalidInput('jwks: private_key_jwt clients need a jwks with their public key(s)');

@@ -39,6 +39,9 @@ const tenantUrl = z
   .url()
   .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL')
   .refine((u) => !new URL(u).search && !new URL(u).hash, 'must not have a query or fragment')
+  // Issuers are `${PUBLIC_URL}/t/<tenant>` and the broker routes `/t/<tenant>` at its root, so a
+  // base path would make the advertised endpoints (and DPoP `htu`) differ from the served ones.
+  .refine((u) => new URL(u).pathname === '/', 'must not have a path (the broker is served at the root of its origin)')
   .transform((u) => u.replace(/\/+$/, ''));
 
 const schema = z.object({

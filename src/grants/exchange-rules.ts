@@ -6,7 +6,7 @@
  * and storage are the handler's (./token-exchange.ts) business.
  */
 import type { ActClaim } from '../issuer/context.js';
-import { capTtl, type Decision, type Refusal, type ResourceGrantable } from './rules.js';
+import { capTtl, scopesForError, type Decision, type Refusal, type ResourceGrantable } from './rules.js';
 
 /** RFC 8693 §3 token type identifiers. */
 export const TOKEN_TYPE = {
@@ -173,7 +173,7 @@ export function exchangeScopes(
   const unique = [...new Set(requested)];
   for (const [what, set] of sets) {
     const outside = unique.filter((s) => !set.has(s));
-    if (outside.length) return refuse('invalid_scope', `scope not ${what}: ${outside.join(' ')}`);
+    if (outside.length) return refuse('invalid_scope', `scope not ${what}: ${scopesForError(outside)}`);
   }
   return { ok: true, scopes: unique };
 }

@@ -23,6 +23,15 @@ export type Decision<T> = ({ ok: true } & T) | Refusal;
 const refuse = (error: Refusal['error'], description: string): Refusal => ({ ok: false, error, description });
 
 /**
+ * Scopes named in an error description: at most five, each cut to 64 characters, so a request
+ * cannot make the error response grow with its own size.
+ */
+export function scopesForError(scopes: string[]): string {
+  const shown = scopes.slice(0, 5).map((s) => (s.length > 64 ? `${s.slice(0, 64)}…` : s));
+  return scopes.length > 5 ? `${shown.join(' ')} (and ${scopes.length - 5} more)` : shown.join(' ');
+}
+
+/**
  * RFC 8707 audience choice for client credentials: exactly one resource, and it must be one the
  * client is registered for in this tenant. A missing `resource` defaults to the client's only
  * resource; with several, the client must say which. Unknown and foreign resources get the same
@@ -66,9 +75,9 @@ export function grantScopes(
   }
   const unique = [...new Set(requested)];
   const notAllowed = unique.filter((s) => !allow.has(s));
-  if (notAllowed.length) return refuse('invalid_scope', `scope not allowed for this client: ${notAllowed.join(' ')}`);
+  if (notAllowed.length) return refuse('invalid_scope', `scope not allowed for this client: ${scopesForError(notAllowed)}`);
   const notOffered = unique.filter((s) => !offer.has(s));
-  if (notOffered.length) return refuse('invalid_scope', `scope not offered by the requested resource: ${notOffered.join(' ')}`);
+  if (notOffered.length) return refuse('invalid_scope', `scope not offered by the requested resource: ${scopesForError(notOffered)}`);
   return { ok: true, scopes: unique };
 }
 

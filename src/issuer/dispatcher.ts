@@ -64,6 +64,17 @@ function serveJwks(ctx: ParameterizedContext, issuer: IssuerContext): void {
   ctx.body = { keys: publishedKeys(issuer.keys, new Date()).map((k) => k.publicJwk) };
 }
 
+/**
+ * RFC 6749 §5.2 names a request with no client authentication at all as `invalid_client`;
+ * oidc-provider answers it with `invalid_request`. Rewritten here to what an unknown client gets.
+ */
+function noCredentialsIsInvalidClient(ctx: ParameterizedContext): void {
+  const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+  if (ctx.status !== 400 || body?.error !== 'invalid_request' || body.error_description !== 'no client authentication mechanism provided') return;
+  ctx.status = 401;
+  ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
+}
+
 export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: string; maxBodyBytes: number }): Middleware {
   const origin = new URL(opts.publicUrl);
   return async function dispatchToTenantIssuer(ctx, next) {
@@ -102,6 +113,12 @@ export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: st
       ctx.path = prev;
     }
     if (ctx.status === 404 && !ctx.body) throw new NotFound('not found');
+    if (kind === 'token') {
+      noCredentialsIsInvalidClient(ctx);
+      // RFC 9110 §15.5.2: every 401 carries a challenge. oidc-provider sends one only when the
+      // client used the Authorization header (RFC 6749 §5.2); the other methods get it here.
+      if (ctx.status === 401 && !ctx.response.get('WWW-Authenticate')) ctx.set('WWW-Authenticate', `Basic realm="${issuer.issuer}"`);
+    }
     if (kind === 'discovery' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
       const body = { ...(ctx.body as Record<string, unknown>) };
       for (const k of UNSERVED_METADATA) delete body[k];

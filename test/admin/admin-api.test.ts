@@ -176,6 +176,8 @@ describe.each(DATABASES)('admin API (%s)', (kind) => {
         [{ name: 'a', scopes: ['tickets:read'], resources: ['https://cli.test/'], token_endpoint_auth_method: 'none' }, 400, /token_endpoint_auth_method/],
         [{ name: 'a', scopes: ['tickets:read'], resources: ['https://cli.test/'], grant_types: ['password'] }, 400, /grant_types/],
         [{ name: 'first', scopes: ['tickets:read'], resources: ['https://cli.test/'] }, 409, /already exists/],
+        // Agents are registered through /agents only: no agent with scopes and resources of its own.
+        [{ name: 'b', kind: 'agent', scopes: ['tickets:read'], resources: ['https://cli.test/'] }, 400, /unknown field.*kind/],
       ];
       const before = (await b.admin('GET', '/tenants/cli/clients')).body.clients;
       for (const [body, status, message] of cases) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { capTtl, chooseResource, decideClientCredentials, grantScopes, parseScopeParam } from '../../src/grants/rules.js';
+import { capTtl, chooseResource, decideClientCredentials, grantScopes, parseScopeParam, scopesForError } from '../../src/grants/rules.js';
 
 const api = { uri: 'https://api.example/', scopes: ['read', 'write'], tokenTtl: null };
 const billing = { uri: 'https://billing.example/', scopes: ['invoices'], tokenTtl: 60 };
@@ -86,5 +86,20 @@ describe('decideClientCredentials', () => {
   it('checks the audience before scopes', () => {
     expect(decideClientCredentials({ requestedResources: ['https://x/'], requestedScopes: ['nope'], client, tenantTtl: 300 }))
       .toMatchObject({ ok: false, error: 'invalid_target' });
+  });
+});
+
+describe('scopesForError', () => {
+  it.each([
+    [[], ''],
+    [['a', 'b'], 'a b'],
+    [['1', '2', '3', '4', '5', '6', '7'], '1 2 3 4 5 (and 2 more)'],
+    [['x'.repeat(200)], `${'x'.repeat(64)}…`],
+  ])('%j → %s', (input, expected) => expect(scopesForError(input)).toBe(expected));
+
+  it('bounds the error of a huge request', () => {
+    const r = grantScopes(Array.from({ length: 10_000 }, (_, i) => `s${i}`.repeat(50)), ['read'], ['read']);
+    expect(r.ok).toBe(false);
+    expect(JSON.stringify(r).length).toBeLessThan(600);
   });
 });

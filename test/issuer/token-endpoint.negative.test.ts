@@ -67,7 +67,7 @@ describe.each(DATABASES)('token endpoint refusals (%s)', (kind) => {
   const cases: Array<[string, () => Promise<{ status: number; body: any; headers: Headers }>, number, Record<string, unknown>]> = [
     ['wrong secret', () => tokenRequest(b, 'acme', CC, { basic: [acme.client_id, 'bhs_wrong'] }), 401, { error: 'invalid_client' }],
     ['unknown client', () => tokenRequest(b, 'acme', CC, { basic: ['cl_nobody', 'x'] }), 401, { error: 'invalid_client' }],
-    ['no client authentication at all', () => tokenRequest(b, 'acme', CC), 400, { error: 'invalid_request' }],
+    ['no client authentication at all (RFC 6749 §5.2)', () => tokenRequest(b, 'acme', CC), 401, { error: 'invalid_client', error_description: 'client authentication failed' }],
     ['client_id without any credential', () => tokenRequest(b, 'acme', { ...CC, client_id: acme.client_id }), 401, { error: 'invalid_client' }],
     ['two authentication methods at once', () => tokenRequest(b, 'acme', { ...CC, client_secret: acme.client_secret! }, { basic: basic(acme) }), 400, { error: 'invalid_request' }],
     ['scope outside the client\'s allowed scopes', () => tokenRequest(b, 'acme', { ...CC, scope: 'tickets:write' }, { basic: basic(acme) }), 400, { error: 'invalid_scope' }],
@@ -107,7 +107,7 @@ describe.each(DATABASES)('token endpoint refusals (%s)', (kind) => {
     expect(r.body).toMatchObject(body);
     expect(typeof r.body.error_description === 'string' || r.body.error_description === undefined).toBe(true);
     expect(JSON.stringify(r.body)).not.toMatch(/at .*\.(js|ts):\d+|stack|prisma/i);
-    if (status === 401 && r.headers.get('authorization') !== null) expect(r.headers.get('www-authenticate')).toBeTruthy();
+    if (status === 401) expect(r.headers.get('www-authenticate'), 'RFC 6749 §5.2: a 401 carries WWW-Authenticate').toMatch(/^Basic realm=/);
   });
 
   it('a replayed client assertion is refused the second time', async () => {

@@ -25,4 +25,9 @@ describe('configuration', () => {
       expect(problems.join('\n')).not.toContain('short');
     }
   });
+
+  it('refuses a PUBLIC_URL with a path: issuers and DPoP htu are built from it and must be served as advertised', () => {
+    expect(() => loadConfig({ PUBLIC_URL: 'https://example.com/auth' })).toThrow(/PUBLIC_URL: must not have a path/);
+    expect(loadConfig({ PUBLIC_URL: 'https://example.com:8443' }).publicUrl).toBe('https://example.com:8443');
+  });
 });
