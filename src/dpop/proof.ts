@@ -137,6 +137,11 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopResult | un
   if (!isObject(jwk) || typeof jwk.kty !== 'string') return fail('ERR_DPOP_INVALID_JWK', 'DPoP proof jwk is invalid');
   if (jwk.kty === 'oct') fail('ERR_DPOP_SYMMETRIC_JWK', 'DPoP proof jwk must be an asymmetric key');
   if (PRIVATE_JWK_MEMBERS.some((m) => Object.hasOwn(jwk, m))) fail('ERR_DPOP_PRIVATE_JWK', 'DPoP proof jwk must not contain private key material');
+  // An RSA key's cost is chosen by whoever sends it: only the usual exponent (65537) and 2048 to
+  // 4096-bit moduli, so a proof cannot make signature checking arbitrarily expensive.
+  if (jwk.kty === 'RSA' && (jwk.e !== 'AQAB' || typeof jwk.n !== 'string' || jwk.n.length < 342 || jwk.n.length > 683)) {
+    fail('ERR_DPOP_INVALID_JWK', 'DPoP proof RSA keys must use exponent 65537 and a 2048 to 4096-bit modulus');
+  }
 
   // §4.3 item 6: the signature, under the embedded key and an allowed alg only.
   try {

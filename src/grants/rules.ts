@@ -24,10 +24,10 @@ const refuse = (error: Refusal['error'], description: string): Refusal => ({ ok:
 
 /**
  * Scopes named in an error description: at most five, each cut to 64 characters, so a request
- * cannot make the error response grow with its own size.
+ * cannot make the error response grow with its own size (ASCII only, as RFC 6749 §5.2 requires).
  */
 export function scopesForError(scopes: string[]): string {
-  const shown = scopes.slice(0, 5).map((s) => (s.length > 64 ? `${s.slice(0, 64)}…` : s));
+  const shown = scopes.slice(0, 5).map((s) => (s.length > 64 ? `${s.slice(0, 64)}...` : s));
   return scopes.length > 5 ? `${shown.join(' ')} (and ${scopes.length - 5} more)` : shown.join(' ');
 }
 

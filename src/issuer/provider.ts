@@ -9,6 +9,7 @@ import * as tokenExchange from '../grants/token-exchange.js';
 import type { AgentService } from '../agents/service.js';
 import { DPOP_ALGS } from '../dpop/proof.js';
 import { temporarilyUnavailable, tenantAdapter } from './adapter.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import { readBulkheadMetadata, toProviderMetadata } from './client-metadata.js';
 import { mintAccessToken } from './mint.js';
 import type { IssuerContext, Signer, TenantSnapshot } from './context.js';
@@ -16,6 +17,9 @@ import type { IssuerContext, Signer, TenantSnapshot } from './context.js';
 import { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from './constants.js';
 
 export { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS };
+
+/** Client assertion ids are single-use and remembered; longer ones are refused. */
+export const MAX_ASSERTION_JTI_LENGTH = 256;
 
 export interface IssuerObserver {
   issued?(tenantId: string, grantType: string, ctx: KoaContextWithOIDC): void;
@@ -51,6 +55,11 @@ export function buildIssuer(
   deps: BuildIssuerDeps,
 ): IssuerContext {
   const grantTypes = GRANTS.map((g) => g.grantType);
+  // Storage the grants read after client authentication: an outage is a retryable 503 there too.
+  const available = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> =>
+    f(...a).catch((err: unknown) => {
+      throw isDatabaseUnavailable(err) ? temporarilyUnavailable() : err;
+    });
   // The shared one-time-use store (Redis when configured): if it cannot answer, nothing is
   // accepted, and the caller gets a retryable 503 rather than a 500.
   const replay: ReplayStore = {
@@ -109,6 +118,9 @@ export function buildIssuer(
       if (exp - now > MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
         throw new errors.InvalidClientAuth(`client assertion must expire within ${MAX_ASSERTION_LIFETIME_SECONDS} seconds`);
       }
+      if (typeof claims.jti !== 'string' || claims.jti.length === 0 || claims.jti.length > MAX_ASSERTION_JTI_LENGTH) {
+        throw new errors.InvalidClientAuth(`client assertion jti must be a string of at most ${MAX_ASSERTION_JTI_LENGTH} characters`);
+      }
       const fresh = await replay.markUsed(`assertion\0${tenant.id}\0${String(claims.iss)}\0${String(claims.jti)}`, exp + CLOCK_TOLERANCE_SECONDS);
       if (!fresh) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
     },
@@ -136,10 +148,10 @@ export function buildIssuer(
     keys,
     provider,
     mint: (request) => mintAccessToken(issuer, tenant.id, signer, request),
-    peer: deps.peer,
+    peer: available(deps.peer),
   };
 
-  const grantDeps = { agents: deps.agents, replay, maxActDepth: deps.maxActDepth };
+  const grantDeps = { agents: { findActive: available(deps.agents.findActive) }, replay, maxActDepth: deps.maxActDepth };
   for (const grant of GRANTS) {
     provider.registerGrantType(grant.grantType, grant.handler(context, grantDeps) as never, grant.parameters, grant.allowDuplicates);
   }

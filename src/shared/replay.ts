@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * One-time-use store for JWT ids (client assertions now; DPoP proofs later), the storage
  * contract fosite calls `markJtiUsed`: `markUsed` is atomic and answers false when the id was
@@ -19,7 +21,9 @@ export function memoryReplayStore(opts: { maxEntries?: number; now?: () => numbe
     sweptAt = t;
   };
   return {
-    async markUsed(id, expiresAt) {
+    async markUsed(rawId, expiresAt) {
+      // Stored as a digest: the id is attacker-chosen, its size must not be the store's.
+      const id = createHash('sha256').update(rawId).digest('base64url');
       const t = now();
       if (t - sweptAt >= 30 || seen.size >= max) sweep(t);
       const exp = seen.get(id);

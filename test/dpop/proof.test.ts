@@ -186,6 +186,10 @@ const cases: Case[] = [
   ['a private jwk (d)', 'ERR_DPOP_PRIVATE_JWK', () => proof({ header: { jwk: keys.ES256.privateJwk } })],
   ['an RSA jwk with private members', 'ERR_DPOP_PRIVATE_JWK', () => proof({ alg: 'RS256', header: { jwk: keys.RS256.privateJwk } })],
   ['a jwk of the wrong type for alg', 'ERR_DPOP_INVALID_JWK', () => proof({ header: { jwk: keys.EdDSA.jwk } })],
+  // An attacker-chosen RSA exponent or modulus size would choose the cost of verifying.
+  ['an RSA jwk with a huge exponent', 'ERR_DPOP_INVALID_JWK', () => proof({ alg: 'RS256', header: { jwk: { ...keys.RS256.jwk, e: Buffer.alloc(384, 0xff).toString('base64url') } } })],
+  ['an RSA jwk with exponent 3', 'ERR_DPOP_INVALID_JWK', () => proof({ alg: 'RS256', header: { jwk: { ...keys.RS256.jwk, e: 'Aw' } } })],
+  ['an RSA jwk with an 8192-bit modulus', 'ERR_DPOP_INVALID_JWK', () => proof({ alg: 'RS256', header: { jwk: { ...keys.RS256.jwk, n: Buffer.alloc(1024, 0xc3).toString('base64url') } } })],
   // §4.3 item 6: signature
   ['a signature by a different key than the embedded jwk', 'ERR_DPOP_BAD_SIGNATURE', () => proof({ signWith: other.privateKey })],
   ['a tampered payload', 'ERR_DPOP_BAD_SIGNATURE', async () => {

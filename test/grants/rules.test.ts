@@ -94,7 +94,7 @@ describe('scopesForError', () => {
     [[], ''],
     [['a', 'b'], 'a b'],
     [['1', '2', '3', '4', '5', '6', '7'], '1 2 3 4 5 (and 2 more)'],
-    [['x'.repeat(200)], `${'x'.repeat(64)}…`],
+    [['x'.repeat(200)], `${'x'.repeat(64)}...`],
   ])('%j → %s', (input, expected) => expect(scopesForError(input)).toBe(expected));
 
   it('bounds the error of a huge request', () => {

@@ -94,6 +94,7 @@ describe.each(DATABASES)('token endpoint refusals (%s)', (kind) => {
     ['oversized body', () => tokenRequest(b, 'acme', { ...CC, scope: 'a'.repeat(40_000) }, { basic: basic(acme) }), 413, { error: 'invalid_request' }],
     ['client assertion with the token endpoint as aud', async () => tokenRequest(b, 'acme', { ...CC, ...jwtAuth(await assertion({ aud: `${b.issuer('acme')}/token` })) }), 401, { error: 'invalid_client' }],
     ['client assertion for another tenant\'s issuer', async () => tokenRequest(b, 'acme', { ...CC, ...jwtAuth(await assertion({ aud: b.issuer('globex') })) }), 401, { error: 'invalid_client' }],
+    ['client assertion with a 20 KB jti (the replay store must not hold what a client chooses)', async () => tokenRequest(b, 'acme', { ...CC, ...jwtAuth(await assertion({ jti: 'j'.repeat(20_000) })) }), 401, { error: 'invalid_client' }],
     ['client assertion living too long', async () => tokenRequest(b, 'acme', { ...CC, ...jwtAuth(await assertion({ exp: Math.floor(Date.now() / 1000) + 3600 })) }), 401, { error: 'invalid_client' }],
     ['client assertion signed by an unregistered key', async () => tokenRequest(b, 'acme', { ...CC, ...jwtAuth(await assertion({}, (await generateKeyPair('ES256')).privateKey)) }), 401, { error: 'invalid_client' }],
     ['client assertion that is not a JWT', async () => tokenRequest(b, 'acme', { ...CC, ...jwtAuth('not.a.jwt') }), 400, { error: 'invalid_request' }],
