@@ -24,7 +24,7 @@
  * });
  * const router = new Router();
  * router.get('/tenants/:tenant/tickets',
- *   requireToken({ verifier, tenantFrom: (ctx) => ctx.params.tenant, scopes: ['tickets:read'] }),
+ *   requireToken({ verifier, tenantFrom: (ctx) => ctx.params?.tenant, scopes: ['tickets:read'] }),
  *   (ctx) => {
  *     // ctx.state.tenant is the route's tenant, and the token is that tenant's
  *     ctx.body = { tenant: ctx.state.tenant, client: ctx.state.token.client_id, tickets: [] };
@@ -52,7 +52,7 @@ export {
   type VerifiedToken,
 } from './verifier.js';
 export { PepError, challenge, type PepErrorCode, type PepErrorOptions, type Challenge, type ChallengeOptions } from './errors.js';
-export { requireToken, type RequireTokenOptions, type TokenState } from './koa.js';
+export { requireToken, type RequireTokenOptions, type TokenState, type PepContext } from './koa.js';
 export {
   protectedResourceMetadata,
   protectedResourceMetadataUrl,

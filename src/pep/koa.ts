@@ -19,14 +19,16 @@ export interface TokenState {
   dpopJkt?: string;
 }
 
-type Ctx = ParameterizedContext;
+/** The context `requireToken`'s callbacks see; `params` when mounted on a router (e.g. @koa/router). */
+export type PepContext = ParameterizedContext<TokenState> & { params?: Record<string, string> };
+type Ctx = PepContext;
 
 export interface RequireTokenOptions {
   /** A shared verifier (keeps one JWKS cache and replay store across routes). */
   verifier?: Verifier<Ctx>;
   /** Or the options to create one for this middleware. */
   verifierOptions?: VerifierOptions<Ctx>;
-  /** The tenant this request is for, e.g. `ctx => ctx.params.tenant`. Never from the token. */
+  /** The tenant this request is for, e.g. `ctx => ctx.params?.tenant`. Never from the token. */
   tenantFrom: (ctx: Ctx) => string | undefined;
   /** Scopes the route needs (all of them). */
   scopes?: readonly string[] | ((ctx: Ctx) => readonly string[]);
@@ -36,7 +38,8 @@ export interface RequireTokenOptions {
   resourceMetadata?: (ctx: Ctx) => string | undefined;
   /**
    * The URL the client used for this request, the DPoP proof's `htu`. Default
-   * `ctx.origin + ctx.path` (behind a proxy, set `app.proxy` or give the public URL here).
+   * `${ctx.protocol}://${ctx.host}${ctx.path}` (behind a proxy, set `app.proxy` or give the
+   * public URL here). Not `ctx.origin`, which in Koa 3 is the request's `Origin` header.
    */
   requestUrl?: (ctx: Ctx) => string;
 }
@@ -62,7 +65,7 @@ function tokenOutsideHeader(ctx: Ctx): boolean {
  *
  * @example
  * router.get('/tenants/:tenant/tickets',
- *   requireToken({ verifier, tenantFrom: (ctx) => ctx.params.tenant, scopes: ['tickets:read'] }),
+ *   requireToken({ verifier, tenantFrom: (ctx) => ctx.params?.tenant, scopes: ['tickets:read'] }),
  *   (ctx) => { ctx.body = tickets.list(ctx.state.tenant); });
  */
 export function requireToken(options: RequireTokenOptions): Middleware<TokenState> {
@@ -89,7 +92,7 @@ export function requireToken(options: RequireTokenOptions): Middleware<TokenStat
 
       const tenant = options.tenantFrom(ctx);
       if (tenant === undefined) throw new PepError('ERR_PEP_WRONG_TENANT', 'this request is for no tenant', { scheme, dpopAlgs });
-      const url = options.requestUrl?.(ctx) ?? `${ctx.origin}${ctx.path}`;
+      const url = options.requestUrl?.(ctx) ?? `${ctx.protocol}://${ctx.host}${ctx.path}`;
       const verified = await verifier.verify(presented.token, {
         tenant,
         scopes,

@@ -87,7 +87,7 @@ export interface ServeProtectedResourceMetadataOptions {
     | (Omit<ProtectedResourceMetadataOptions, 'brokerUrl' | 'resource'> & { resource?: string })
     | undefined
     | Promise<(Omit<ProtectedResourceMetadataOptions, 'brokerUrl' | 'resource'> & { resource?: string }) | undefined>;
-  /** The public origin of this resource server. Default `ctx.origin`. */
+  /** The public origin of this resource server. Default `${ctx.protocol}://${ctx.host}` (honours `app.proxy`). */
   origin?: string;
   /** `Cache-Control: max-age`, in seconds. Default 300. */
   maxAgeSeconds?: number;
@@ -118,7 +118,7 @@ export function serveProtectedResourceMetadata(options: ServeProtectedResourceMe
       ctx.set('Allow', 'GET, HEAD');
       return;
     }
-    const origin = (options.origin ?? ctx.origin).replace(/\/+$/, '');
+    const origin = (options.origin ?? `${ctx.protocol}://${ctx.host}`).replace(/\/+$/, '');
     const resource = `${origin}${path.slice(PROTECTED_RESOURCE_WELL_KNOWN.length)}`;
     const found = await options.resolve(resource, ctx);
     if (!found || !isTenantId(found.tenant)) {
