@@ -68,6 +68,12 @@ export async function startBroker(config: Config, logger: Logger = pino({ level:
     const metrics = createMetrics();
     services = createServices(config, db, metrics.observer, logger);
     const adminCredentialsFile = await bootstrapPlatform(services, logger);
+    await services.revocations.load();
+    // Revocations of tokens that have expired anyway are forgotten, here and in the database.
+    const sweep = setInterval(() => {
+      services!.revocations.cleanup().catch((err: Error) => logger.warn({ err: err.message }, 'revocation cleanup failed'));
+    }, 10 * 60_000);
+    sweep.unref();
     const app = createApp(services, metrics, logger);
     const server = createServer(app.callback());
     server.headersTimeout = 10_000;
@@ -85,6 +91,7 @@ export async function startBroker(config: Config, logger: Logger = pino({ level:
       server,
       adminCredentialsFile,
       async close() {
+        clearInterval(sweep);
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await services!.close();

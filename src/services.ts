@@ -6,6 +6,7 @@ import { createTenantService } from './tenants/service.js';
 import { createResourceService } from './resources/service.js';
 import { createClientService } from './clients/service.js';
 import { createAgentService } from './agents/service.js';
+import { createRevocationService } from './tokens/revocations.js';
 import { createSecretVerifier } from './clients/secrets.js';
 import { createIssuerRegistry } from './issuer/registry.js';
 import type { IssuerObserver } from './issuer/provider.js';
@@ -28,11 +29,12 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const resources = createResourceService({ prisma: db.prisma, changes, publicUrl: config.publicUrl });
   const clients = createClientService({ prisma: db.prisma, changes });
   const agents = createAgentService({ prisma: db.prisma, clients, changes });
+  const revocations = createRevocationService({ prisma: db.prisma, changes });
   const secrets = createSecretVerifier();
   const replay = shared?.replay ?? memoryReplayStore();
-  const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, secrets, replay, changes, observer });
+  const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer });
   return {
-    config, db, changes, keys, tenants, resources, clients, agents, secrets, replay, issuers,
+    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers,
     /** Releases what the services hold besides the database (the Redis connections). */
     close: async () => {
       await shared?.close();

@@ -6,6 +6,7 @@
  * and storage are the handler's (./token-exchange.ts) business.
  */
 import type { ActClaim } from '../issuer/context.js';
+import type { Ancestor } from '../tokens/revocations.js';
 import { capTtl, scopesForError, type Decision, type Refusal, type ResourceGrantable } from './rules.js';
 
 /** RFC 8693 §3 token type identifiers. */
@@ -29,8 +30,11 @@ export interface PresentedToken {
   /** Scopes it carries; empty for an agent credential. */
   scopes: string[];
   exp: number;
+  iat: number;
   jti: string;
   act?: ActClaim;
+  /** The tokens this one was exchanged from, nearest first. */
+  exchanged_from?: Ancestor[];
   /** RFC 8693 §4.4: who may act for this subject. */
   may_act?: { sub?: unknown; iss?: unknown };
   /** RFC 9449 §6.1 confirmation: the DPoP key the token is bound to. */
@@ -206,4 +210,22 @@ export function dpopBinding(p: { proofJkt?: string; boundTo: Array<string | unde
   }
   if (p.required && !p.proofJkt) return refuse('invalid_request', 'a DPoP proof is required: tokens here must be DPoP-bound');
   return { ok: true, ...(p.proofJkt ? { jkt: p.proofJkt } : {}) };
+}
+
+/** Most tokens an exchanged token may descend from (each re-exchange adds one). */
+export const MAX_EXCHANGE_LINEAGE = 8;
+
+/**
+ * The lineage of the new token: the subject, then everything the subject was exchanged from.
+ * Revoking any of them revokes the new token. Bounded, so a token cannot grow without end.
+ */
+export function exchangeLineage(subject: Pick<PresentedToken, 'tenant_id' | 'client_id' | 'jti' | 'iat' | 'exchanged_from'>): Decision<{ lineage: Ancestor[] }> {
+  const lineage: Ancestor[] = [
+    { tenant_id: subject.tenant_id, client_id: subject.client_id, jti: subject.jti, iat: subject.iat },
+    ...(subject.exchanged_from ?? []),
+  ];
+  if (lineage.length > MAX_EXCHANGE_LINEAGE) {
+    return refuse('invalid_request', `subject_token: has been exchanged ${MAX_EXCHANGE_LINEAGE} times already; start from a fresh token`);
+  }
+  return { ok: true, lineage };
 }

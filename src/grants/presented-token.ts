@@ -5,7 +5,8 @@ import { Lru } from '../shared/lru.js';
 import type { ActClaim, IssuerContext } from '../issuer/context.js';
 import { CLOCK_TOLERANCE_SECONDS } from '../issuer/constants.js';
 import type { Decision, Refusal } from './rules.js';
-import type { PresentedToken } from './exchange-rules.js';
+import { MAX_EXCHANGE_LINEAGE, type PresentedToken } from './exchange-rules.js';
+import type { Ancestor } from '../tokens/revocations.js';
 
 /**
  * Verification of a Bulkhead access token presented to the token endpoint as a subject or
@@ -57,6 +58,19 @@ function parseObject(text: string | undefined): Record<string, unknown> | undefi
   } catch {
     return undefined;
   }
+}
+
+function parseLineage(v: unknown): Ancestor[] | undefined | false {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length > MAX_EXCHANGE_LINEAGE) return false;
+  const out: Ancestor[] = [];
+  for (const a of v as unknown[]) {
+    if (a === null || typeof a !== 'object') return false;
+    const { tenant_id, client_id, jti, iat } = a as Record<string, unknown>;
+    if (typeof tenant_id !== 'string' || typeof client_id !== 'string' || typeof jti !== 'string' || typeof iat !== 'number') return false;
+    out.push({ tenant_id, client_id, jti, iat });
+  }
+  return out;
 }
 
 function parseAct(v: unknown, depth = 0): ActClaim | undefined | false {
@@ -148,6 +162,7 @@ async function verifyUncached(
   const aud = typeof claims.aud === 'string' ? [claims.aud] : claims.aud;
   const scope = claims.scope;
   const act = parseAct(claims.act);
+  const lineage = parseLineage(claims.exchanged_from);
   const cnf = claims.cnf as { jkt?: unknown } | undefined;
   if (
     claims.tenant_id !== issuer.tenant.id
@@ -157,6 +172,8 @@ async function verifyUncached(
     || !Array.isArray(aud) || aud.length === 0 || !aud.every((a) => typeof a === 'string')
     || (scope !== undefined && typeof scope !== 'string')
     || act === false
+    || lineage === false
+    || typeof claims.iat !== 'number'
     || (cnf !== undefined && (cnf === null || typeof cnf !== 'object' || typeof cnf.jkt !== 'string'))
   ) {
     return refuse('does not carry the claims of a Bulkhead access token');
@@ -173,7 +190,9 @@ async function verifyUncached(
       tenant_id: issuer.tenant.id,
       scopes: typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [],
       exp: claims.exp!,
+      iat: claims.iat!,
       jti: claims.jti,
+      ...(lineage?.length ? { exchanged_from: lineage } : {}),
       ...(act ? { act } : {}),
       ...(mayAct && typeof mayAct === 'object' ? { may_act: mayAct as PresentedToken['may_act'] } : {}),
       ...(cnf ? { jkt: cnf.jkt as string } : {}),

@@ -6,7 +6,7 @@ import { asList, refusalError } from './client-credentials.js';
 import { parseScopeParam, type Decision, type ResourceGrantable } from './rules.js';
 import {
   chainActors, checkHolder, checkTokenTypes, chooseExchangeAudience, classifySubject, dpopBinding,
-  exchangeExpiry, exchangeScopes, TOKEN_TYPE,
+  exchangeExpiry, exchangeLineage, exchangeScopes, TOKEN_TYPE,
 } from './exchange-rules.js';
 import { verifyPresentedToken } from './presented-token.js';
 import { tokenEndpointProof } from './dpop.js';
@@ -102,6 +102,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
     const proofJkt = await tokenEndpointProof(ctx, issuer, deps.replay);
 
     const { token: subject } = must(await verifyPresentedToken('subject_token', params.subject_token, trusted));
+    if (deps.revocations.isInactive(subject)) throw new errors.InvalidRequest('subject_token: has been revoked');
     const { kind } = must(classifySubject(subject, {
       tenantId: issuer.tenant.id,
       issuer: issuer.issuer,
@@ -120,6 +121,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
     let actorJkt: string | undefined;
     if (params.actor_token !== undefined) {
       const { token: a } = must(await verifyPresentedToken('actor_token', params.actor_token, trusted));
+      if (deps.revocations.isInactive(a)) throw new errors.InvalidRequest('actor_token: has been revoked');
       if (a.client_id !== clientId) throw new errors.InvalidRequest('actor_token: was not issued to this client');
       if (a.sub !== clientId) throw new errors.InvalidRequest('actor_token: must identify this client itself');
       actor = { sub: a.sub, iss: a.iss };
@@ -128,6 +130,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
       actor = { sub: clientId, iss: home.issuer };
     }
     const { act } = must(chainActors(subject.act, actor, deps.maxActDepth));
+    const { lineage } = must(exchangeLineage(subject));
 
     const { resource } = must(chooseExchangeAudience(
       { resources: asList(params.resource), audiences: asList(params.audience) },
@@ -158,6 +161,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
       now: now * 1000,
       ...(act ? { act } : {}),
       ...(jkt ? { jkt } : {}),
+      exchangedFrom: lineage,
     });
 
     ctx.body = {

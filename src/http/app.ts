@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Services } from '../services.js';
 import { BulkheadError, NotFound } from '../shared/errors.js';
 import { adminRouter } from '../admin/routes.js';
+import { tokenEndpoints } from '../tokens/endpoints.js';
 import { tenantDispatcher } from '../issuer/dispatcher.js';
 import { pendingMigrations } from '../db/migrator.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
@@ -124,7 +125,15 @@ export function createApp(services: Services, metrics: Metrics, logger: Logger):
   app.use(health(services, metrics));
   app.use(admin.routes());
   app.use(admin.allowedMethods({ throw: false }));
-  app.use(tenantDispatcher({ registry: services.issuers, publicUrl: services.config.publicUrl, maxBodyBytes: services.config.maxBodyBytes }));
+  const endpoints = tokenEndpoints({
+    clients: services.clients,
+    agents: services.agents,
+    secrets: services.secrets,
+    replay: services.replay,
+    revocations: services.revocations,
+    maxBodyBytes: services.config.maxBodyBytes,
+  });
+  app.use(tenantDispatcher({ registry: services.issuers, publicUrl: services.config.publicUrl, maxBodyBytes: services.config.maxBodyBytes, endpoints }));
   app.use(async function notFound() {
     throw new NotFound('not found');
   });

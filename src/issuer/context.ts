@@ -3,6 +3,7 @@ import type { JWK } from 'jose';
 import type { SigningKey, Tenant } from '../generated/prisma/client.js';
 import type { AgentService } from '../agents/service.js';
 import type { ReplayStore } from '../shared/replay.js';
+import type { Ancestor, RevocationService } from '../tokens/revocations.js';
 
 /** What a tenant's issuer knows about its tenant, frozen when the issuer is built. */
 export interface TenantSnapshot {
@@ -37,6 +38,8 @@ export interface MintRequest {
   act?: ActClaim;
   /** RFC 9449 `cnf.jkt`: the DPoP key this token is bound to. */
   jkt?: string;
+  /** The tokens this one was exchanged from, nearest first (revoking one revokes this). */
+  exchangedFrom?: Ancestor[];
   now?: number;
 }
 
@@ -71,4 +74,5 @@ export interface GrantDeps {
   replay: ReplayStore;
   /** Longest `act` chain a token may carry. */
   maxActDepth: number;
+  revocations: Pick<RevocationService, 'isInactive'>;
 }

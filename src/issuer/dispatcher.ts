@@ -7,6 +7,7 @@ import { checkFormForProvider } from '../http/body.js';
 import { publishedKeys } from '../keys/lifecycle.js';
 import type { IssuerRegistry } from './registry.js';
 import type { IssuerContext } from './context.js';
+import type { TokenEndpoints } from '../tokens/endpoints.js';
 
 /**
  * Routes `/t/<tenant>/...` (and RFC 8414's `/.well-known/oauth-authorization-server/t/<tenant>`)
@@ -16,11 +17,13 @@ import type { IssuerContext } from './context.js';
  * same 404 as any unknown path.
  */
 
-const ROUTES: Record<string, 'discovery' | 'token' | 'jwks'> = {
+const ROUTES: Record<string, 'discovery' | 'token' | 'jwks' | 'introspect' | 'revoke'> = {
   '/.well-known/openid-configuration': 'discovery',
   '/.well-known/oauth-authorization-server': 'discovery',
   '/token': 'token',
   '/jwks': 'jwks',
+  '/introspect': 'introspect',
+  '/revoke': 'revoke',
 };
 
 /** Metadata members for endpoints Bulkhead does not serve (no browser flows, no userinfo). */
@@ -75,7 +78,7 @@ function noCredentialsIsInvalidClient(ctx: ParameterizedContext): void {
   ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
 }
 
-export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: string; maxBodyBytes: number }): Middleware {
+export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: string; maxBodyBytes: number; endpoints: TokenEndpoints }): Middleware {
   const origin = new URL(opts.publicUrl);
   return async function dispatchToTenantIssuer(ctx, next) {
     const route = parseTenantPath(ctx.path);
@@ -90,6 +93,7 @@ export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: st
       if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw new NotFound('not found');
       return serveJwks(ctx, issuer);
     }
+    if (kind === 'introspect' || kind === 'revoke') return opts.endpoints[kind](ctx, issuer);
     if (ctx.request.length !== undefined && ctx.request.length > opts.maxBodyBytes) {
       throw new PayloadTooLarge(`request body must not exceed ${opts.maxBodyBytes} bytes`);
     }

@@ -7,7 +7,8 @@ import type { MintRequest, MintedToken, Signer } from './context.js';
  * `{ alg, kid, typ: "at+jwt" }` signed by the tenant's active key; claims `iss` (the tenant's
  * issuer), `sub`, `aud` (exactly the one granted resource, or the home issuer for an agent
  * credential), `client_id`, `tenant_id`, `scope` (absent when empty), `iat`, `exp`, a fresh
- * `jti`, and when they apply `act` (RFC 8693 §4.1) and `cnf.jkt` (RFC 9449 §6.1). This
+ * `jti`, and when they apply `act` (RFC 8693 §4.1), `cnf.jkt` (RFC 9449 §6.1) and
+ * `exchanged_from` (the tokens an exchanged token came from, for revocation cascades). This
  * function decides nothing: the grant handlers have decided audience, scopes, lifetime.
  */
 const keys = new WeakMap<Signer, Promise<CryptoKey | KeyObject | Uint8Array>>();
@@ -35,6 +36,7 @@ export async function mintAccessToken(issuer: string, tenantId: string, signer: 
     jti,
     ...(req.act ? { act: req.act } : {}),
     ...(req.jkt ? { cnf: { jkt: req.jkt } } : {}),
+    ...(req.exchangedFrom?.length ? { exchanged_from: req.exchangedFrom } : {}),
   };
   const token = await new SignJWT(claims)
     .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })

@@ -7,6 +7,7 @@ import type { ReplayStore } from '../shared/replay.js';
 import * as clientCredentials from '../grants/client-credentials.js';
 import * as tokenExchange from '../grants/token-exchange.js';
 import type { AgentService } from '../agents/service.js';
+import type { RevocationService } from '../tokens/revocations.js';
 import { DPOP_ALGS } from '../dpop/proof.js';
 import { temporarilyUnavailable, tenantAdapter } from './adapter.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
@@ -34,6 +35,7 @@ export interface BuildIssuerDeps {
   replay: ReplayStore;
   /** Longest `act` chain a token may carry (RFC 8693 §4.1). */
   maxActDepth: number;
+  revocations: Pick<RevocationService, 'isInactive'>;
   /** Another tenant's issuer (an agent's home). */
   peer(tenantId: string): Promise<IssuerContext | undefined>;
   observer?: IssuerObserver;
@@ -151,7 +153,7 @@ export function buildIssuer(
     peer: available(deps.peer),
   };
 
-  const grantDeps = { agents: { findActive: available(deps.agents.findActive) }, replay, maxActDepth: deps.maxActDepth };
+  const grantDeps = { agents: { findActive: available(deps.agents.findActive) }, replay, maxActDepth: deps.maxActDepth, revocations: deps.revocations };
   for (const grant of GRANTS) {
     provider.registerGrantType(grant.grantType, grant.handler(context, grantDeps) as never, grant.parameters, grant.allowDuplicates);
   }

@@ -36,6 +36,7 @@ export function redisSharedState(url: string, logger: Pick<Logger, 'warn' | 'err
       if (m.o === origin || typeof m.t !== 'string') return;
       if (m.k === 'tenant') local.tenantChanged(m.t);
       else if (m.k === 'client' && typeof m.c === 'string') local.clientChanged(m.t, m.c);
+      else if (m.k === 'revocations') local.revocationsChanged(m.t);
     } catch {
       logger.warn({}, 'ignoring a malformed change message');
     }
@@ -57,8 +58,13 @@ export function redisSharedState(url: string, logger: Pick<Logger, 'warn' | 'err
       local.clientChanged(t, c);
       publish({ k: 'client', t, c });
     },
+    revocationsChanged(t) {
+      local.revocationsChanged(t);
+      publish({ k: 'revocations', t });
+    },
     onTenantChanged: local.onTenantChanged,
     onClientChanged: local.onClientChanged,
+    onRevocationsChanged: local.onRevocationsChanged,
   };
 
   const replay: ReplayStore = {
