@@ -9,7 +9,9 @@
 //   TICKETS_PUBLIC_URL this API's public origin, behind a proxy   default from the request
 //   INTROSPECTION_CLIENT_ID, INTROSPECTION_CLIENT_SECRET
 //                     turn on online checking (RFC 7662 at the tenant's /introspect) as this
-//                     client; it must be a client of the tenant whose tokens it checks
+//                     client. It must be a client of each tenant served: at a tenant that does
+//                     not know it the check cannot be made, and the API answers 503 (fail
+//                     closed). With one client, serve its tenant only (TICKETS_TENANTS=acme).
 import { DEFAULT_AUDIENCE, SEED_TICKETS, startTicketsApi } from './app.mjs';
 
 const env = process.env;
@@ -84,6 +86,9 @@ console.log(`  metadata  ${base}/.well-known/oauth-protected-resource/tenants/<t
 console.log(introspection
   ? `  checking  signature and claims, then RFC 7662 introspection as ${clientId} (revoked tokens are refused)`
   : '  checking  offline: signature against the tenant JWKS and claims (set INTROSPECTION_CLIENT_ID/SECRET for online checking)');
+if (introspection && tenants.length > 1) {
+  console.log(`  note      ${clientId} must be a client of every tenant served; where it is not, token checks answer 503`);
+}
 
 let closing = false;
 for (const signal of ['SIGINT', 'SIGTERM']) {

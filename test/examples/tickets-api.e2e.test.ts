@@ -246,6 +246,76 @@ describe('examples/tickets-api end to end (pglite)', () => {
     }
   });
 
+  describe('online checking (RFC 7662), as INTROSPECTION_CLIENT_ID/SECRET turn on', () => {
+    let online: { server: Server; url: string };
+
+    /** RFC 7009 at the tenant's /revoke, by the client the token was issued to. */
+    async function revoke(tenant: string, client: Client, token: string): Promise<void> {
+      const res = await fetch(`${b.issuer(tenant)}/revoke`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+      });
+      expect(res.status, await res.clone().text()).toBe(200);
+    }
+
+    beforeAll(async () => {
+      // The API introspects as its own client of acme.
+      const self = (await seedTenant(b, 'acme', { resource: AUDIENCE, clientName: 'tickets-api' })) as Client;
+      online = await listen(createTicketsApp({
+        brokerUrl: b.url,
+        introspection: { clientId: self.client_id, clientSecret: self.client_secret },
+      }).callback());
+    });
+    afterAll(() => close(online?.server));
+
+    it("acme's token is refused after its revocation by the online API, while the offline one still takes it until it expires", async () => {
+      const token = await clientToken('acme', acme);
+      expect((await fetch(`${online.url}/tenants/acme/tickets`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+      // Revocation never widens anything: the tenant check comes first, so B's route still says "another tenant".
+      const atGlobex = await fetch(`${online.url}/tenants/globex/tickets`, { headers: { authorization: `Bearer ${token}` } });
+      expect(atGlobex.status).toBe(401);
+      expect((await atGlobex.json()).error_description).toBe('the access token belongs to another tenant');
+
+      await revoke('acme', acme, token);
+      const res = await fetch(`${online.url}/tenants/acme/tickets`, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm="tickets", error="invalid_token", error_description="the access token is no longer active", /);
+      expect(await res.json()).toEqual({ error: 'invalid_token', error_description: 'the access token is no longer active' });
+      // Offline checking sees a valid signature and an unexpired token: that is its trade-off.
+      expect((await call('/tenants/acme/tickets', token)).status).toBe(200);
+      // A fresh token of the same client is fine.
+      expect((await fetch(`${online.url}/tenants/acme/tickets`, { headers: { authorization: `Bearer ${await clientToken('acme', acme)}` } })).status).toBe(200);
+    });
+
+    it("revoking the agent's credential at its home tenant makes the token exchanged from it inactive at acme", async () => {
+      const c: oauth.Client = { client_id: agent.client_id };
+      const home = await authorizationServer(b.issuer('vendor'));
+      const cred = (await oauth.processClientCredentialsResponse(home, c,
+        await oauth.clientCredentialsGrantRequest(home, c, oauth.ClientSecretBasic(agent.client_secret), new URLSearchParams(), insecure))).access_token;
+      const as = await authorizationServer(b.issuer('acme'));
+      const exchanged = (await oauth.processGenericTokenEndpointResponse(as, c, await oauth.genericTokenEndpointRequest(as, c,
+        oauth.ClientSecretBasic(agent.client_secret), TE, new URLSearchParams({ subject_token: cred, subject_token_type: AT, resource: AUDIENCE, scope: 'tickets:read' }), insecure))).access_token;
+      const read = () => fetch(`${online.url}/tenants/acme/tickets`, { headers: { authorization: `Bearer ${exchanged}` } });
+      expect((await read()).status).toBe(200);
+
+      await revoke('vendor', agent, cred);
+      const res = await read();
+      expect(res.status).toBe(401);
+      expect((await res.json()).error_description).toBe('the access token is no longer active');
+    });
+
+    it("with one introspection client (acme's), another tenant's tokens cannot be checked: 503, failing closed", async () => {
+      const res = await fetch(`${online.url}/tenants/globex/tickets`, { headers: { authorization: `Bearer ${await clientToken('globex', globex)}` } });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect((await res.json()).error).toBe('temporarily_unavailable');
+    });
+  });
+
   describe('the demo process (`npm run demo` runs examples/tickets-api/server.mjs)', () => {
     function start(env: Record<string, string>): { child: ChildProcessWithoutNullStreams; output: () => string; exited: Promise<number | null> } {
       const child = spawn(process.execPath, [SERVER], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'pipe' });
