@@ -9,7 +9,7 @@ import type { ReplayStore } from '../shared/replay.js';
 import { BulkheadError, InvalidInput, Unavailable } from '../shared/errors.js';
 import { readRaw } from '../http/body.js';
 import { verifyPresentedToken } from '../grants/presented-token.js';
-import type { RevocationService } from './revocations.js';
+import { MAX_JTI_LENGTH, type RevocationService } from './revocations.js';
 
 /**
  * Token introspection (RFC 7662) and revocation (RFC 7009) at `/t/T/introspect` and
@@ -159,12 +159,15 @@ async function handle(kind: 'introspect' | 'revoke', ctx: ParameterizedContext, 
   const raw = form.get('token');
   if (!raw) throw new InvalidInput('the token parameter is required');
 
-  // Only this tenant's issuer is trusted here: another tenant's token is simply not one of ours.
-  const verified = await verifyPresentedToken('subject_token', raw, [issuer]);
+  // Only this tenant's issuer is trusted here: another tenant's token is simply not one of ours,
+  // and neither is one with a jti Bulkhead never mints (longer than the revocation list holds:
+  // only a holder of the tenant's key could make one, and revoking it failed with a 500).
+  const presented = await verifyPresentedToken('subject_token', raw, [issuer]);
+  const verified = presented.ok && presented.token.jti.length <= MAX_JTI_LENGTH ? presented : undefined;
 
   if (kind === 'revoke') {
     // RFC 7009 §2.2: an invalid or unknown token is answered 200, as is one already revoked.
-    if (verified.ok) {
+    if (verified) {
       const t = verified.token;
       // §2.1: a client may revoke only tokens issued to it.
       if (t.client_id !== caller.id) {
@@ -179,7 +182,7 @@ async function handle(kind: 'introspect' | 'revoke', ctx: ParameterizedContext, 
     return;
   }
 
-  const t = verified.ok ? verified.token : undefined;
+  const t = verified?.token;
   if (!t || deps.revocations.isInactive(t) || !(await holderStillAllowed(issuer.tenant.id, t.client_id, deps))) {
     ctx.body = { active: false };
     return;

@@ -2,6 +2,7 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import { forTenant } from '../db/tenant-scope.js';
 import type { ChangeEvents } from '../shared/changes.js';
 import { MAX_TOKEN_TTL } from '../tenants/service.js';
+import { InvalidInput } from '../shared/errors.js';
 
 /**
  * Revocation of self-contained JWT access tokens (RFC 7009), which nothing else remembers: a
@@ -13,6 +14,12 @@ import { MAX_TOKEN_TTL } from '../tenants/service.js';
  * REDIS_URL, on every other replica (the change bus). Exchanged tokens name the tokens they
  * came from (`exchanged_from`), so revoking a token revokes everything exchanged from it.
  */
+
+/**
+ * Longest `jti` the revocation list holds (the column's width). Bulkhead mints 22-character
+ * jtis; a longer one is no token of ours, and writing it would fail in the database.
+ */
+export const MAX_JTI_LENGTH = 64;
 
 /** One token a token was exchanged from, nearest first (the `exchanged_from` claim). */
 export interface Ancestor {
@@ -44,12 +51,20 @@ export function createRevocationService(deps: RevocationServiceDeps) {
   /** tenant → client → notBefore (epoch seconds) */
   const cutoffs = new Map<string, Map<string, number>>();
 
+  /** tenant → number of the latest reload started */
+  const reloads = new Map<string, number>();
+
   async function loadTenant(tenantId: string): Promise<void> {
+    const mine = (reloads.get(tenantId) ?? 0) + 1;
+    reloads.set(tenantId, mine);
     const db = forTenant(deps.prisma, tenantId);
     const [rows, cuts] = await Promise.all([
       db.revokedToken.findMany({ where: { expiresAt: { gt: new Date(now()) } } }),
       db.tokenCutoff.findMany({}),
     ]);
+    // Reloads overlap when changes come quickly. One that started later read at least as much
+    // as this one did; this one's older snapshot would drop a revocation made in between.
+    if (reloads.get(tenantId) !== mine) return;
     revoked.set(tenantId, new Map(rows.map((r) => [r.jti, r.expiresAt.getTime()])));
     cutoffs.set(tenantId, new Map(cuts.map((c) => [c.clientId, Math.floor(c.notBefore.getTime() / 1000)])));
   }
@@ -93,6 +108,7 @@ export function createRevocationService(deps: RevocationServiceDeps) {
      * lifetime any token can have). Idempotent.
      */
     async revoke(tenantId: string, jti: string, expiresAt?: number): Promise<void> {
+      if (jti.length === 0 || jti.length > MAX_JTI_LENGTH) throw new InvalidInput(`jti: must be 1-${MAX_JTI_LENGTH} characters`);
       const exp = new Date(1000 * (expiresAt ?? Math.floor(now() / 1000) + MAX_TOKEN_TTL));
       const db = forTenant(deps.prisma, tenantId);
       await db.revokedToken.upsert({
