@@ -127,6 +127,14 @@ export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: st
       const body = { ...(ctx.body as Record<string, unknown>) };
       for (const k of UNSERVED_METADATA) delete body[k];
       body.response_types_supported = [];
+      // Bulkhead's own RFC 7662 / RFC 7009 endpoints (src/tokens/endpoints.ts), same client auth.
+      const methods = body.token_endpoint_auth_methods_supported;
+      Object.assign(body, {
+        introspection_endpoint: `${issuer.issuer}/introspect`,
+        introspection_endpoint_auth_methods_supported: methods,
+        revocation_endpoint: `${issuer.issuer}/revoke`,
+        revocation_endpoint_auth_methods_supported: methods,
+      });
       ctx.body = body;
     }
   };

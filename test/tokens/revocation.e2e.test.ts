@@ -49,6 +49,15 @@ describe.each(DATABASES)('introspection and revocation (%s)', (kind) => {
   });
   afterAll(() => b?.close());
 
+  it('metadata names both endpoints (RFC 8414), so clients can find them', async () => {
+    const meta = (await (await fetch(`${b.issuer('acme')}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(meta).toMatchObject({
+      introspection_endpoint: `${b.issuer('acme')}/introspect`,
+      revocation_endpoint: `${b.issuer('acme')}/revoke`,
+      introspection_endpoint_auth_methods_supported: expect.arrayContaining(['client_secret_basic', 'private_key_jwt']),
+    });
+  });
+
   it('an active token of this tenant is introspected with its claims', async () => {
     const token = await cc('acme', acme);
     const r = await introspect('acme', token);
