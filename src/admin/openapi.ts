@@ -6,6 +6,17 @@ import { createAgentInput, grantDelegationInput } from '../agents/service.js';
 import { KEY_ALGORITHMS } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE } from './auth.js';
 
+/**
+ * Body of `POST /admin/tenants/{tenant}/tokens/revoke`: a token id as Bulkhead mints them
+ * (base64url), bounded as the revocation list stores it, and optionally when the token expires.
+ * Defined here, where it is described, and imported by ./routes.ts, which validates with it
+ * (routes.ts imports this module, so the other way round would be an import cycle).
+ */
+export const revokeTokenInput = z.object({
+  jti: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of the base64url alphabet (A-Z a-z 0-9 - _)'),
+  expires_at: z.iso.datetime({ offset: true }).optional(),
+}).strict();
+
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
 const json = (ref: string) => ({ content: { 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } } });
 const ok = (description: string, ref?: string) => ({ description, ...(ref ? json(ref) : {}) });
@@ -98,6 +109,23 @@ export const openApiDocument = {
         parameters: [tenantParam, pathParam('delegation')],
       }),
     },
+    '/admin/tenants/{tenant}/tokens/revoke': {
+      post: op(
+        'Revoke one access token of the tenant by its jti: inactive at introspection and refused at token exchange at once, with every token exchanged from it. expires_at (the token\'s exp) bounds how long the revocation is kept; without it, the longest lifetime a token can have. Idempotent',
+        'TokenRevoked',
+        { parameters: [tenantParam], requestBody: { required: true, ...json('RevokeToken') } },
+      ),
+    },
+    '/admin/tenants/{tenant}/clients/{client_id}/revoke-tokens': {
+      post: op('Revoke every token the client obtained in this tenant until now, and everything exchanged from them; later tokens are unaffected', 'TokensRevoked', {
+        parameters: [tenantParam, pathParam('client_id')],
+      }),
+    },
+    '/admin/tenants/{tenant}/delegations/{delegation}/revoke-tokens': {
+      post: op("Revoke every token the delegation's agent obtained in this tenant until now, and everything exchanged from them; the delegation itself stays as it is", 'DelegationTokensRevoked', {
+        parameters: [tenantParam, pathParam('delegation')],
+      }),
+    },
   },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
@@ -153,6 +181,25 @@ export const openApiDocument = {
         },
       },
       DelegationList: { type: 'object', properties: { delegations: { type: 'array', items: { $ref: '#/components/schemas/Delegation' } } } },
+      RevokeToken: schema(revokeTokenInput),
+      TokenRevoked: { type: 'object', required: ['jti', 'revoked'], properties: { jti: { type: 'string' }, revoked: { const: true } } },
+      TokensRevoked: {
+        type: 'object',
+        required: ['client_id', 'not_before'],
+        properties: {
+          client_id: { type: 'string' },
+          not_before: { type: 'string', format: 'date-time', description: "tokens issued before this instant are inactive (the cutoff is in whole seconds, rounded up)" },
+        },
+      },
+      DelegationTokensRevoked: {
+        type: 'object',
+        required: ['delegation', 'client_id', 'not_before'],
+        properties: {
+          delegation: { type: 'string' },
+          client_id: { type: 'string', description: 'the agent' },
+          not_before: { type: 'string', format: 'date-time', description: "the agent's tokens in this tenant issued before this instant are inactive" },
+        },
+      },
     },
   },
 } as const;

@@ -4,9 +4,10 @@ import type { ParameterizedContext } from 'koa';
 import type { Services } from '../services.js';
 import { readJson } from '../http/body.js';
 import { parseInput } from '../shared/validate.js';
+import { InvalidInput } from '../shared/errors.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../keys/lifecycle.js';
 import { requireAdmin, type AdminPrincipal } from './auth.js';
-import { openApiDocument } from './openapi.js';
+import { openApiDocument, revokeTokenInput } from './openapi.js';
 
 /**
  * The admin HTTP API: JSON in and out, snake_case, every body validated with zod by the service
@@ -104,5 +105,33 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
     ctx.body = await services.agents.revoke(await tenantOf(ctx), ctx.params.delegation!);
   });
 
+  // Tokens: revocation of self-contained access tokens (src/tokens/revocations.ts)
+  router.post('/tenants/:tenant/tokens/revoke', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    const input = parseInput(revokeTokenInput, await body(ctx));
+    const expiresAt = input.expires_at === undefined ? undefined : Math.ceil(Date.parse(input.expires_at) / 1000);
+    if (expiresAt !== undefined && expiresAt * 1000 <= Date.now()) {
+      // A revocation that ends before it starts revokes nothing: a mistyped instant must not pass for a revocation.
+      throw new InvalidInput('expires_at: must be in the future (a token that has expired needs no revocation)');
+    }
+    await services.revocations.revoke(tenant, input.jti, expiresAt);
+    ctx.body = { jti: input.jti, revoked: true };
+  });
+  router.post('/tenants/:tenant/clients/:client/revoke-tokens', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    parseInput(noInput, await body(ctx));
+    const { client_id } = await services.clients.get(tenant, ctx.params.client!);
+    ctx.body = { client_id, ...(await services.revocations.revokeAllOf(tenant, client_id)) };
+  });
+  router.post('/tenants/:tenant/delegations/:delegation/revoke-tokens', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    parseInput(noInput, await body(ctx));
+    const d = await services.agents.get(tenant, ctx.params.delegation!);
+    ctx.body = { delegation: d.id, client_id: d.client_id, ...(await services.revocations.revokeAllOf(tenant, d.client_id)) };
+  });
+
   return router;
 }
+
+/** Routes that take no input accept an empty body or `{}`, and nothing else. */
+const noInput = z.object({}).strict();

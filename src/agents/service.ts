@@ -210,6 +210,13 @@ export function createAgentService(deps: { prisma: PrismaClient; clients: Client
       return rows.map((d) => toDelegationView(d, t));
     },
 
+    /** One delegation of the tenant (any status); another tenant's is not found here. */
+    async get(tenantId: string, id: string): Promise<DelegationView> {
+      const d = await forTenant(deps.prisma, tenantId).delegation.findFirst({ where: { id }, include: withResources });
+      if (!d) throw new NotFound(`delegation ${id} not found in tenant ${tenantId}`);
+      return toDelegationView(d, now());
+    },
+
     /** Revokes a delegation: from this moment the agent can exchange nothing more in the tenant. */
     async revoke(tenantId: string, id: string): Promise<DelegationView> {
       const db = forTenant(deps.prisma, tenantId);

@@ -6,6 +6,7 @@ import { seedTenant, startTestBroker, tokenRequest, type TestBroker } from '../s
 import { adminRouter } from '../../src/admin/routes.js';
 import { createAgentInput, grantDelegationInput } from '../../src/agents/service.js';
 import { MAX_TOKEN_TTL } from '../../src/tenants/service.js';
+import { revokeTokenInput } from '../../src/admin/openapi.js';
 
 describe.each(DATABASES)('admin API (%s)', (kind) => {
   let b: TestBroker;
@@ -259,6 +260,16 @@ describe.each(DATABASES)('admin API (%s)', (kind) => {
       'agent_tenant', 'client_id', 'created_at', 'created_by', 'expires_at', 'id', 'require_dpop', 'resources', 'revoked_at', 'scopes', 'status', 'token_ttl',
     ]);
     expect(doc.components.schemas.Resource.properties).toHaveProperty('require_dpop');
+    // Token revocation: the body is the route's own zod schema; the path parameters are named.
+    expect(body('/admin/tenants/{tenant}/tokens/revoke', 'post')).toBe('#/components/schemas/RevokeToken');
+    expect(doc.components.schemas.RevokeToken).toEqual(z.toJSONSchema(revokeTokenInput, { io: 'input', unrepresentable: 'any' }));
+    expect(doc.components.schemas.RevokeToken).toMatchObject({ required: ['jti'], additionalProperties: false, properties: { jti: { pattern: '^[A-Za-z0-9_-]{1,64}$' } } });
+    expect(doc.paths['/admin/tenants/{tenant}/clients/{client_id}/revoke-tokens'].post.parameters.map((p: { name: string }) => p.name)).toEqual(['tenant', 'client_id']);
+    expect(doc.paths['/admin/tenants/{tenant}/delegations/{delegation}/revoke-tokens'].post.parameters.map((p: { name: string }) => p.name)).toEqual(['tenant', 'delegation']);
+    const response = (p: string) => doc.components.schemas[doc.paths[p].post.responses['200'].content['application/json'].schema.$ref.split('/').pop()];
+    expect(Object.keys(response('/admin/tenants/{tenant}/tokens/revoke').properties).sort()).toEqual(['jti', 'revoked']);
+    expect(Object.keys(response('/admin/tenants/{tenant}/clients/{client_id}/revoke-tokens').properties).sort()).toEqual(['client_id', 'not_before']);
+    expect(Object.keys(response('/admin/tenants/{tenant}/delegations/{delegation}/revoke-tokens').properties).sort()).toEqual(['client_id', 'delegation', 'not_before']);
   });
 
   describe('agents and delegations', () => {
@@ -486,6 +497,203 @@ describe.each(DATABASES)('admin API (%s)', (kind) => {
       const other = new URL(b.url);
       other.port = String(Number(other.port) === 65535 ? 65534 : Number(other.port) + 1);
       expect((await call('POST', `/tenants/${B}/resources`, { body: JSON.stringify({ uri: `${other.origin}/api`, scopes: ['x'] }) })).status).toBe(201);
+    });
+  });
+
+  describe('token revocation', () => {
+    const vendor = 'rv-vendor';
+    const A = 'rv-a';
+    const B = 'rv-b';
+    let svcA: Awaited<ReturnType<typeof seedTenant>>;
+    let rsA: Awaited<ReturnType<typeof seedTenant>>;
+    let svcB: Awaited<ReturnType<typeof seedTenant>>;
+    let agent: { client_id: string; client_secret: string };
+    let delegationA: string;
+    let delegationB: string;
+
+    const basicOf = (c: { client_id: string; client_secret?: string }): [string, string] => [c.client_id, c.client_secret!];
+    /** RFC 7662 at the tenant, as its resource server (a client of the tenant, Basic auth). */
+    async function introspect(tenant: string, token: string, as = tenant === A ? rsA : svcB) {
+      const res = await fetch(`${b.issuer(tenant)}/introspect`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${as.client_id}:${as.client_secret}`).toString('base64')}` },
+        body: new URLSearchParams({ token }).toString(),
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { active: boolean; [k: string]: unknown };
+    }
+    async function cc(tenant: string, c: { client_id: string; client_secret?: string }): Promise<string> {
+      const r = await tokenRequest(b, tenant, { grant_type: 'client_credentials' }, { basic: basicOf(c) });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body.access_token;
+    }
+    /** A token the agent obtains in `tenant` by exchanging its home credential. */
+    async function agentToken(tenant: string): Promise<string> {
+      const form = { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: await cc(vendor, agent), subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' };
+      const r = await tokenRequest(b, tenant, form, { basic: basicOf(agent) });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body.access_token;
+    }
+    const jtiOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string; exp: number };
+    /** What a refusal must leave alone: the revocation rows and this replica's in-memory list. */
+    const state = async () => ({
+      rows: await b.broker.services.db.prisma.revokedToken.count(),
+      cutoffs: await b.broker.services.db.prisma.tokenCutoff.count(),
+      memory: b.broker.services.revocations.size,
+    });
+
+    beforeAll(async () => {
+      svcA = await seedTenant(b, A);
+      rsA = await seedTenant(b, A, { clientName: 'tickets-api' });
+      svcB = await seedTenant(b, B);
+      await b.admin('POST', '/tenants', { id: vendor });
+      agent = (await b.admin('POST', `/tenants/${vendor}/agents`, { name: 'rv-bot' })).body;
+      delegationA = (await b.admin('POST', `/tenants/${A}/delegations`, { client_id: agent.client_id, scopes: ['tickets:read'], resources: [svcA.resource] })).body.id;
+      delegationB = (await b.admin('POST', `/tenants/${B}/delegations`, { client_id: agent.client_id, scopes: ['tickets:read'], resources: [svcB.resource] })).body.id;
+    });
+
+    it('tokens/revoke: the token is inactive at once at introspection; idempotent; kept until the given expiry', async () => {
+      const token = await cc(A, svcA);
+      const other = await cc(A, svcA);
+      expect((await introspect(A, token)).active).toBe(true);
+      const { jti, exp } = jtiOf(token);
+
+      const r = await call('POST', `/tenants/${A}/tokens/revoke`, { body: JSON.stringify({ jti, expires_at: new Date(exp * 1000).toISOString() }) });
+      expect(r.status).toBe(200);
+      expect(r.headers.get('cache-control')).toBe('no-store');
+      expect(r.body).toEqual({ jti, revoked: true });
+      expect(await introspect(A, token)).toEqual({ active: false });
+      expect((await introspect(A, other)).active).toBe(true);
+      const row = await b.broker.services.db.prisma.revokedToken.findFirst({ where: { tenantId: A, jti } });
+      expect(row!.expiresAt.getTime()).toBe(exp * 1000);
+
+      // Again, with an offset and without milliseconds: still 200, and the first expiry stays.
+      const again = await call('POST', `/tenants/${A}/tokens/revoke`, { body: JSON.stringify({ jti, expires_at: new Date((exp + 3600) * 1000).toISOString().replace(/\.\d{3}Z$/, '+00:00') }) });
+      expect(again.status).toBe(200);
+      expect((await b.broker.services.db.prisma.revokedToken.findFirst({ where: { tenantId: A, jti } }))!.expiresAt.getTime()).toBe(exp * 1000);
+
+      // Without expires_at: kept for the longest lifetime a token can have.
+      const third = await cc(A, svcA);
+      expect((await call('POST', `/tenants/${A}/tokens/revoke`, { body: JSON.stringify({ jti: jtiOf(third).jti }) })).status).toBe(200);
+      expect(await introspect(A, third)).toEqual({ active: false });
+      const kept = (await b.broker.services.db.prisma.revokedToken.findFirst({ where: { tenantId: A, jti: jtiOf(third).jti } }))!.expiresAt.getTime();
+      expect(kept).toBeGreaterThanOrEqual(Date.now() + (MAX_TOKEN_TTL - 60) * 1000);
+    });
+
+    it("tokens/revoke is tenant-scoped: a jti revoked in B leaves A's token active", async () => {
+      const token = await cc(A, svcA);
+      const r = await call('POST', `/tenants/${B}/tokens/revoke`, { body: JSON.stringify({ jti: jtiOf(token).jti }) });
+      expect(r.status).toBe(200);
+      expect((await introspect(A, token)).active).toBe(true);
+      expect((await call('POST', '/tenants/nosuch/tokens/revoke', { body: JSON.stringify({ jti: jtiOf(token).jti }) })).status).toBe(404);
+      expect((await introspect(A, token)).active).toBe(true);
+    });
+
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    it.each([
+      ['no jti', {}, /jti/],
+      ['an empty jti', { jti: '' }, /jti: must be 1-64 characters of the base64url alphabet/],
+      ['a 65-character jti', { jti: 'a'.repeat(65) }, /jti: must be 1-64/],
+      ['a jti with a dot', { jti: 'abc.def' }, /jti: must be 1-64/],
+      ['a jti with a space', { jti: 'abc def' }, /jti: must be 1-64/],
+      ['a jti in standard base64', { jti: 'ab+c/d==' }, /jti: must be 1-64/],
+      ['a jti with a non-ASCII letter', { jti: 'abcä' }, /jti: must be 1-64/],
+      ['a jti that is a number', { jti: 12345 }, /jti/],
+      ['a jti that is a list', { jti: ['abc'] }, /jti/],
+      ['an unknown field', { jti: 'REPLACED', tenant: 'rv-b' }, /unknown field\(s\) tenant/],
+      ['a token instead of a jti', { jti: 'REPLACED', token: 'x.y.z' }, /unknown field\(s\) token/],
+      ['expires_at without an offset', { jti: 'REPLACED', expires_at: '2099-01-01T00:00:00' }, /expires_at/],
+      ['expires_at as a date', { jti: 'REPLACED', expires_at: '2099-01-01' }, /expires_at/],
+      ['expires_at as epoch seconds', { jti: 'REPLACED', expires_at: 4_070_908_800 }, /expires_at/],
+      ['expires_at on 30 February', { jti: 'REPLACED', expires_at: '2099-02-30T00:00:00Z' }, /expires_at/],
+      ['expires_at in the past', { jti: 'REPLACED', expires_at: new Date(Date.now() - 60_000).toISOString() }, /expires_at: must be in the future/],
+      ['a bad jti with a good expires_at', { jti: 'a b', expires_at: future }, /jti: must be 1-64/],
+    ])('tokens/revoke with %s → 400, and nothing is revoked', async (_n, input, message) => {
+      const token = await cc(A, svcA);
+      const body = { ...input } as Record<string, unknown>;
+      if (body.jti === 'REPLACED') body.jti = jtiOf(token).jti;
+      const before = await state();
+      const r = await call('POST', `/tenants/${A}/tokens/revoke`, { body: JSON.stringify(body) });
+      expect(r.status).toBe(400);
+      expect(r.body.error).toBe('invalid_request');
+      expect(r.body.error_description).toMatch(message);
+      expect(await state()).toEqual(before);
+      expect((await introspect(A, token)).active).toBe(true);
+    });
+
+    it('tokens/revoke: a body that is not a JSON object → 400, nothing revoked', async () => {
+      const token = await cc(A, svcA);
+      const before = await state();
+      for (const [body, headers] of [
+        ['', {}],
+        [`jti=${jtiOf(token).jti}`, { 'content-type': 'application/x-www-form-urlencoded' }],
+        [JSON.stringify([jtiOf(token).jti]), {}],
+        ['null', {}],
+        ['{"jti":', {}],
+      ] as const) {
+        const r = await call('POST', `/tenants/${A}/tokens/revoke`, { body, headers });
+        expect(r.status, body).toBe(400);
+      }
+      expect(await state()).toEqual(before);
+      expect((await introspect(A, token)).active).toBe(true);
+    });
+
+    it("clients/:client/revoke-tokens: 404 for an unknown client or another tenant's; else a cutoff, the client's tokens inactive", async () => {
+      const victim = await seedTenant(b, A, { clientName: 'rv-victim' });
+      const token = await cc(A, victim);
+      const bystander = await cc(A, svcA);
+      const before = await state();
+      for (const route of [`/tenants/${B}/clients/${victim.client_id}/revoke-tokens`, `/tenants/${A}/clients/cl_nope/revoke-tokens`, `/tenants/nosuch/clients/${victim.client_id}/revoke-tokens`]) {
+        const r = await call('POST', route);
+        expect(r.status, route).toBe(404);
+        expect(r.body.error).toBe('not_found');
+      }
+      expect((await call('POST', `/tenants/${B}/clients/${victim.client_id}/revoke-tokens`)).body.error_description).toBe(`client ${victim.client_id} not found in tenant ${B}`);
+      // A body with fields is refused: this route takes none.
+      expect((await call('POST', `/tenants/${A}/clients/${victim.client_id}/revoke-tokens`, { body: JSON.stringify({ jti: jtiOf(token).jti }) })).status).toBe(400);
+      expect(await state()).toEqual(before);
+      expect((await introspect(A, token)).active).toBe(true);
+
+      const t0 = Date.now();
+      const r = await call('POST', `/tenants/${A}/clients/${victim.client_id}/revoke-tokens`);
+      expect(r.status).toBe(200);
+      expect(Object.keys(r.body).sort()).toEqual(['client_id', 'not_before']);
+      expect(r.body.client_id).toBe(victim.client_id);
+      expect(Date.parse(r.body.not_before)).toBeGreaterThan(t0);
+      expect(Date.parse(r.body.not_before)).toBeLessThanOrEqual(Date.now() + 1000);
+      expect(await introspect(A, token)).toEqual({ active: false });
+      expect((await introspect(A, bystander)).active).toBe(true);
+      // With an empty JSON object it is the same call.
+      expect((await call('POST', `/tenants/${A}/clients/${victim.client_id}/revoke-tokens`, { body: '{}' })).status).toBe(200);
+    });
+
+    it("delegations/:delegation/revoke-tokens: 404 through another tenant; else the agent's tokens in this tenant only are inactive", async () => {
+      const inA = await agentToken(A);
+      const inB = await agentToken(B);
+      const home = await cc(vendor, agent);
+      const before = await state();
+      for (const route of [`/tenants/${B}/delegations/${delegationA}/revoke-tokens`, `/tenants/${A}/delegations/${delegationB}/revoke-tokens`, `/tenants/${A}/delegations/dg_nope/revoke-tokens`]) {
+        const r = await call('POST', route);
+        expect(r.status, route).toBe(404);
+        expect(r.body.error).toBe('not_found');
+      }
+      expect((await call('POST', `/tenants/${B}/delegations/${delegationA}/revoke-tokens`)).body.error_description).toBe(`delegation ${delegationA} not found in tenant ${B}`);
+      expect((await call('POST', `/tenants/${A}/delegations/${delegationA}/revoke-tokens`, { body: JSON.stringify({ colour: 'red' }) })).body.error_description).toMatch(/unknown field\(s\) colour/);
+      expect(await state()).toEqual(before);
+      expect((await introspect(A, inA)).active).toBe(true);
+
+      const r = await call('POST', `/tenants/${A}/delegations/${delegationA}/revoke-tokens`);
+      expect(r.status).toBe(200);
+      expect(Object.keys(r.body).sort()).toEqual(['client_id', 'delegation', 'not_before']);
+      expect(r.body).toMatchObject({ delegation: delegationA, client_id: agent.client_id });
+      expect(await introspect(A, inA)).toEqual({ active: false });
+      // B's installation and the agent's home credential are untouched.
+      expect((await introspect(B, inB)).active).toBe(true);
+      expect((await introspect(vendor, home, (await seedTenant(b, vendor, { resource: 'https://api.rv-vendor.test/', clientName: 'rv-vendor-rs' })))).active).toBe(true);
+      // The delegation itself stays active: the agent obtains new tokens (after the cutoff second).
+      expect((await b.admin('GET', `/tenants/${A}/delegations`)).body.delegations.find((d: { id: string }) => d.id === delegationA).status).toBe('active');
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(r.body.not_before) - Date.now()) + 50));
+      expect((await introspect(A, await agentToken(A))).active).toBe(true);
     });
   });
 });
