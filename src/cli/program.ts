@@ -292,6 +292,29 @@ export function buildProgram(io: CliIo): Command {
       emit(o, d, () => `revoked ${id}\n\n${record(d, DELEGATION_RECORD)}`);
     });
 
+  // token
+  const tokenCmd = group('token', 'revoke access tokens: by jti, or all of a client or delegation');
+  sub(tokenCmd, 'revoke', 'revoke one access token of the tenant (and every token exchanged from it)')
+    .requiredOption('--tenant <id>', 'tenant that issued the token')
+    .argument('<jti>', "the token's jti claim (one that starts with '-' goes after '--')")
+    .option('--expires <iso8601>', "when the token expires (its exp claim), e.g. 2030-01-31T18:00:00Z: the revocation is kept until then (default: the longest lifetime a token can have)", isoInstant)
+    .action(async (jti: string, o) => {
+      const r = await admin().call<Row>('POST', `/tenants/${enc(o.tenant)}/tokens/revoke`, { jti, expires_at: o.expires });
+      emit(o, r, () => record({ tenant: o.tenant, ...r }, ['tenant', 'jti', 'revoked']));
+    });
+  sub(tokenCmd, 'revoke-all', 'revoke every token a client, or a delegated agent, obtained in the tenant until now')
+    .requiredOption('--tenant <id>', 'tenant')
+    .addOption(new Option('--client <client_id>', 'a client of the tenant (an agent in its home tenant included)').conflicts('delegation'))
+    .addOption(new Option('--delegation <id>', "a delegation of the tenant: its agent's tokens here").conflicts('client'))
+    .action(async (o, cmd: Command) => {
+      if (!o.client && !o.delegation) cmd.error('error: one of --client <client_id> or --delegation <id> is required', { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+      const route = o.client
+        ? `/tenants/${enc(o.tenant)}/clients/${enc(o.client)}/revoke-tokens`
+        : `/tenants/${enc(o.tenant)}/delegations/${enc(o.delegation)}/revoke-tokens`;
+      const r = await admin().call<Row>('POST', route);
+      emit(o, r, () => record({ tenant: o.tenant, ...r }, ['tenant', 'delegation', 'client_id', 'not_before']));
+    });
+
   return program;
 }
 
@@ -309,10 +332,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
       if (err.code === 'commander.executeSubCommandAsync') return 1;
       if (err.code === 'commander.unknownOption') {
-        // A kid is a base64url thumbprint: one in 64 starts with '-' and reads as an option.
+        // A kid (a base64url thumbprint) or a jti (base64url): one in 64 starts with '-' and
+        // reads as an option.
         const flag = /'([^']*)'/.exec(err.message)?.[1] ?? '';
         if (flag.length > 2 && !/^--[a-z][a-z-]*$/.test(flag)) {
-          io.err(`(a value that starts with '-', as a kid may, goes after '--': bulkhead key revoke --tenant T -- ${flag})`);
+          const [what, example] = argv[0] === 'token' ? ['a jti', 'bulkhead token revoke'] : ['a kid', 'bulkhead key revoke'];
+          io.err(`(a value that starts with '-', as ${what} may, goes after '--': ${example} --tenant T -- ${flag})`);
         }
       }
       return 2;

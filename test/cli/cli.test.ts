@@ -158,7 +158,7 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^Usage: bulkhead \[options\] \[command\]/);
-    for (const cmd of ['serve', 'migrate', 'tenant', 'key', 'resource', 'client', 'agent', 'delegation']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
+    for (const cmd of ['serve', 'migrate', 'tenant', 'key', 'resource', 'client', 'agent', 'delegation', 'token']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
 
     const sub = await cli('client', 'create', '--help');
     expect(sub.code).toBe(0);
@@ -175,6 +175,14 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     const agentCreate = await cli('agent', 'create', '--help');
     for (const opt of ['--tenant <id>', '--name <name>', '--auth <method>', '--jwks <file>', '--ttl <seconds>', '--json']) expect(agentCreate.stdout).toContain(opt);
     expect((await cli('resource', 'create', '--help')).stdout).toContain('--require-dpop');
+    const tokenHelp = await cli('token', '--help');
+    expect(tokenHelp.code).toBe(0);
+    for (const verb of ['revoke', 'revoke-all']) expect(tokenHelp.stdout).toMatch(new RegExp(`^  ${verb} `, 'm'));
+    const revokeHelp = await cli('token', 'revoke', '--help');
+    expect(revokeHelp.stdout).toMatch(/^Usage: bulkhead token revoke \[options\] <jti>/);
+    for (const opt of ['--tenant <id>', '--expires <iso8601>', '--json']) expect(revokeHelp.stdout).toContain(opt);
+    const revokeAllHelp = await cli('token', 'revoke-all', '--help');
+    for (const opt of ['--tenant <id>', '--client <client_id>', '--delegation <id>', '--json']) expect(revokeAllHelp.stdout).toContain(opt);
     const helpCmd = await cli('help', 'tenant');
     expect(helpCmd.code).toBe(0);
     expect(helpCmd.stdout).toContain('Usage: bulkhead tenant');
@@ -215,6 +223,18 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
       usage(['delegation', 'list'], "required option '--tenant <id>' not specified"),
       usage(['delegation', 'revoke', '--tenant', 'acme'], "missing required argument 'id'"),
       usage(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', 'a', '--require-dpop=false'], "unknown option '--require-dpop=false'"),
+      usage(['token'], 'Usage: bulkhead token'),
+      usage(['token', 'revoke', '--tenant', 'acme'], "missing required argument 'jti'"),
+      usage(['token', 'revoke', 'some-jti'], "required option '--tenant <id>' not specified"),
+      usage(['token', 'revoke', '--tenant', 'acme', 'a', 'b'], 'too many arguments'),
+      usage(['token', 'revoke', '--tenant', 'acme', 'some-jti', '--expires', 'tomorrow'], "'--expires <iso8601>' argument 'tomorrow' is invalid. expected an ISO 8601 instant"),
+      usage(['token', 'revoke', '--tenant', 'acme', 'some-jti', '--expires', '2030-01-31T18:00:00'], 'expected an ISO 8601 instant with an offset'),
+      usage(['token', 'revoke', '--tenant', 'acme', '-FpNJR6IytCLDBEf_U0Q89'], "(a value that starts with '-', as a jti may, goes after '--': bulkhead token revoke --tenant T -- -FpNJR6IytCLDBEf_U0Q89)"),
+      usage(['token', 'revoke-all', '--tenant', 'acme'], 'one of --client <client_id> or --delegation <id> is required'),
+      usage(['token', 'revoke-all', '--tenant', 'acme', '--client', 'cl_x', '--delegation', 'dg_x'], "option '--client <client_id>' cannot be used with option '--delegation <id>'"),
+      usage(['token', 'revoke-all', '--client', 'cl_x'], "required option '--tenant <id>' not specified"),
+      usage(['token', 'revoke-all', '--tenant', 'acme', '--client'], "option '--client <client_id>' argument missing"),
+      usage(['token', 'revoke-all', '--tenant', 'acme', 'cl_x'], 'too many arguments'),
     ]);
     expect(group.stderr).toContain('create [options] <id>');
     // A misspelt option gets no hint about values after '--'.
@@ -700,6 +720,119 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     });
   });
 
+  describe('tokens', () => {
+    const api = 'https://api.acme.test/';
+    type Creds = { client_id: string; client_secret: string };
+    let service: Creds;
+    let rs: Creds;
+    let bot: Creds;
+    let botDelegation: string;
+    const basic = (c: Creds): [string, string] => [c.client_id, c.client_secret];
+    const claims = (t: string) => decodeJwt(t) as { jti: string; exp: number };
+
+    /** RFC 7662 over HTTP, as acme's resource server: a client of acme with Basic auth. */
+    async function introspect(t: string, as: Creds = rs, tenant = 'acme'): Promise<Record<string, unknown>> {
+      const res = await fetch(`${b.issuer(tenant)}/introspect`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${as.client_id}:${as.client_secret}`).toString('base64')}` },
+        body: new URLSearchParams({ token: t }).toString(),
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as Record<string, unknown>;
+    }
+    async function serviceToken(): Promise<string> {
+      const res = await token('acme', { scope: 'tickets:read' }, basic(service));
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body.access_token as string;
+    }
+    async function botToken(): Promise<string> {
+      const cred = await token('vendor', {}, basic(bot));
+      expect(cred.status, JSON.stringify(cred.body)).toBe(200);
+      const res = await tokenRequest(b, 'acme', { grant_type: TOKEN_EXCHANGE, subject_token: cred.body.access_token, subject_token_type: ACCESS_TOKEN_TYPE, resource: api }, { basic: basic(bot) });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body.access_token as string;
+    }
+
+    beforeAll(async () => {
+      const client = (name: string) => b.admin('POST', '/tenants/acme/clients', { name, scopes: ['tickets:read'], resources: [api] }).then((r) => r.body as Creds);
+      service = await client('token-holder');
+      rs = await client('tickets-rs');
+      bot = (await b.admin('POST', '/tenants/vendor/agents', { name: 'revoke-bot' })).body;
+      botDelegation = (await b.admin('POST', '/tenants/acme/delegations', { client_id: bot.client_id, scopes: ['tickets:read'], resources: [api] })).body.id;
+    });
+
+    it('token revoke: a record, then --json with --expires; the token is {active:false} at /t/acme/introspect', async () => {
+      const first = await serviceToken();
+      const second = await serviceToken();
+      expect(await introspect(first)).toMatchObject({ active: true, jti: claims(first).jti });
+
+      // A jti may start with '-': after '--' it is never an option.
+      const out = await human('token', 'revoke', '--tenant', 'acme', '--', claims(first).jti);
+      expect(out.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(['tenant', 'jti', 'revoked']);
+      expect(parseRecord(out)).toEqual({ tenant: 'acme', jti: claims(first).jti, revoked: 'true' });
+      expect(await introspect(first)).toEqual({ active: false });
+      expect((await introspect(second)).active).toBe(true);
+
+      // --expires with an offset: the revocation is kept until exactly the token's exp.
+      const { jti, exp } = claims(second);
+      const atPlusOne = new Date((exp + 3600) * 1000).toISOString().replace(/\.\d{3}Z$/, '+01:00');
+      const doc = await json('token', 'revoke', '--tenant', 'acme', '--expires', atPlusOne, '--', jti);
+      expect(doc).toEqual({ jti, revoked: true });
+      expect(await introspect(second)).toEqual({ active: false });
+      const row = await b.broker.services.db.prisma.revokedToken.findFirst({ where: { tenantId: 'acme', jti } });
+      expect(row!.expiresAt.getTime()).toBe(exp * 1000);
+      // Idempotent.
+      expect(await json('token', 'revoke', '--tenant', 'acme', '--', jti)).toEqual({ jti, revoked: true });
+
+      await refused(['token', 'revoke', '--tenant', 'acme', 'not.a.jti'], 'jti: must be 1-64 characters of the base64url alphabet');
+      await refused(['token', 'revoke', '--tenant', 'acme', '--', 'x'.repeat(65)], 'jti: must be 1-64 characters');
+      await refused(['token', 'revoke', '--tenant', 'acme', '--expires', '2020-01-01T00:00:00Z', '--', jti], 'expires_at: must be in the future');
+    });
+
+    it('token revoke-all --client: --json, then a record; the refusals', async () => {
+      const before = await serviceToken();
+      expect((await introspect(before)).active).toBe(true);
+      const t0 = Date.now();
+      const doc = await json('token', 'revoke-all', '--tenant', 'acme', '--client', service.client_id);
+      expect(Object.keys(doc).sort()).toEqual(['client_id', 'not_before']);
+      expect(doc.client_id).toBe(service.client_id);
+      expect(Date.parse(doc.not_before)).toBeGreaterThan(t0);
+      expect(await introspect(before)).toEqual({ active: false });
+      // Other clients' tokens are untouched.
+      const other = await token('acme', { scope: 'tickets:read' }, basic(rs));
+      expect((await introspect(other.body.access_token)).active).toBe(true);
+
+      const out = await human('token', 'revoke-all', '--tenant', 'acme', '--client', service.client_id);
+      expect(out.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(['tenant', 'client_id', 'not_before']);
+      expect(parseRecord(out)).toMatchObject({ tenant: 'acme', client_id: service.client_id });
+      expect(parseRecord(out).not_before).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
+
+      await refused(['token', 'revoke-all', '--tenant', 'acme', '--client', 'cl_nope'], 'client cl_nope not found in tenant acme');
+      // acme's client through globex: not found there.
+      await refused(['token', 'revoke-all', '--tenant', 'globex', '--client', service.client_id], `client ${service.client_id} not found in tenant globex`);
+    });
+
+    it("token revoke-all --delegation: a record, then --json; the agent's tokens in acme are inactive; the refusals", async () => {
+      const before = await botToken();
+      expect(await introspect(before)).toMatchObject({ active: true, client_id: bot.client_id });
+
+      const out = await human('token', 'revoke-all', '--tenant', 'acme', '--delegation', botDelegation);
+      expect(out.trimEnd().split('\n').map((l) => l.split(/ {2,}/)[0])).toEqual(['tenant', 'delegation', 'client_id', 'not_before']);
+      expect(parseRecord(out)).toMatchObject({ tenant: 'acme', delegation: botDelegation, client_id: bot.client_id });
+      expect(await introspect(before)).toEqual({ active: false });
+      // The delegation itself stays active.
+      expect((await json<any[]>('delegation', 'list', '--tenant', 'acme')).find((d) => d.id === botDelegation).status).toBe('active');
+
+      const doc = await json('token', 'revoke-all', '--tenant', 'acme', '--delegation', botDelegation);
+      expect(Object.keys(doc).sort()).toEqual(['client_id', 'delegation', 'not_before']);
+      expect(doc).toMatchObject({ delegation: botDelegation, client_id: bot.client_id });
+      expect(Date.parse(doc.not_before)).toBeGreaterThanOrEqual(Date.parse(parseRecord(out).not_before!));
+
+      await refused(['token', 'revoke-all', '--tenant', 'acme', '--delegation', 'dg_nope'], 'delegation dg_nope not found in tenant acme');
+      await refused(['token', 'revoke-all', '--tenant', 'globex', '--delegation', botDelegation], `delegation ${botDelegation} not found in tenant globex`);
+    });
+  });
+
   it('an unknown tenant is refused by every tenant-scoped command', async () => {
     const commands = [
       ['tenant', 'show', 'nope'],
@@ -718,6 +851,9 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
       ['delegation', 'grant', '--tenant', 'nope', '--agent', 'ag_x', '--scopes', 'a', '--resources', 'https://x.test/'],
       ['delegation', 'list', '--tenant', 'nope'],
       ['delegation', 'revoke', '--tenant', 'nope', 'dg_x'],
+      ['token', 'revoke', '--tenant', 'nope', 'some-jti'],
+      ['token', 'revoke-all', '--tenant', 'nope', '--client', 'cl_x'],
+      ['token', 'revoke-all', '--tenant', 'nope', '--delegation', 'dg_x'],
     ];
     const results = await Promise.all(commands.map((args) => cli(...args, '--json')));
     results.forEach((r, i) => {
