@@ -93,6 +93,74 @@ describe('two replicas sharing PostgreSQL and Redis', () => {
     expect((await fetch(`http://127.0.0.1:${r2.config.port}/healthz`)).status).toBe(200);
     expect((await fetch(`${r1.url}/healthz`)).status).toBe(200);
   });
+
+  describe('revocation', () => {
+    let rs: { client_id: string; client_secret: string };
+    let installed: string;
+    const basic = (c: { client_id: string; client_secret: string }) => `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}`;
+    async function form(r: TestBroker, tenant: string, endpoint: 'introspect' | 'revoke', token: string, as: { client_id: string; client_secret: string }) {
+      const res = await fetch(`${at(r).url}/t/${tenant}/${endpoint}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(as) },
+        body: new URLSearchParams({ token }).toString(),
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { active?: boolean };
+    }
+    const introspect = (r: TestBroker, token: string) => form(r, 'acme', 'introspect', token, rs);
+    /** Polls `r`'s introspection until the token is inactive; how long that took, or undefined past `ms`. */
+    async function inactiveWithin(r: TestBroker, token: string, ms: number): Promise<number | undefined> {
+      const start = Date.now();
+      while (Date.now() - start <= ms) {
+        if ((await introspect(r, token)).active === false) return Date.now() - start;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      return undefined;
+    }
+    async function agentToken(r: TestBroker): Promise<string> {
+      const res = await exchange(r, await credential(r));
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body.access_token;
+    }
+
+    beforeAll(async () => {
+      // The delegation was revoked above: install the agent again, and give acme a resource server.
+      installed = (await r1.admin('POST', '/tenants/acme/delegations', { client_id: agent.client_id, scopes: ['tickets:read'], resources: [api] })).body.id;
+      rs = (await r1.admin('POST', '/tenants/acme/clients', { name: 'tickets-rs', scopes: ['tickets:read'], resources: [api] })).body;
+    });
+
+    it("a token revoked through r1's /t/T/revoke is inactive at r2's introspection at once, and refused there as a subject token", async () => {
+      const token = await agentToken(r1);
+      // Warm r2: the token verified and active there, and accepted as a subject token.
+      expect(await introspect(r2, token)).toMatchObject({ active: true, client_id: agent.client_id, tenant_id: 'acme' });
+      expect((await exchange(r2, token)).status).toBe(200);
+
+      expect(await form(r1, 'acme', 'revoke', token, agent)).toEqual({});
+      // Published before r1 answered; r2 reloads acme's list when the message arrives.
+      expect(await inactiveWithin(r2, token, 150)).toBeDefined();
+      expect(await introspect(r1, token)).toEqual({ active: false });
+      const refused = await exchange(r2, token);
+      expect(refused.status).toBe(400);
+      expect(refused.body).toMatchObject({ error: 'invalid_request', error_description: 'subject_token: has been revoked' });
+    });
+
+    it("the cascade and an admin revoke-all through r1 are in force at r2 as well", async () => {
+      // Revoking the agent credential at home (vendor) through r1: what was exchanged from it is inactive at r2.
+      const credential1 = await credential(r1);
+      const child = (await exchange(r1, credential1)).body.access_token as string;
+      expect((await introspect(r2, child)).active).toBe(true);
+      expect(await form(r1, 'vendor', 'revoke', credential1, agent)).toEqual({});
+      expect(await inactiveWithin(r2, child, 150)).toBeDefined();
+
+      // Revoke-all for the delegation through r1's admin API: the agent's tokens in acme, at r2.
+      const token = await agentToken(r2);
+      expect((await introspect(r2, token)).active).toBe(true);
+      const r = await r1.admin('POST', `/tenants/acme/delegations/${installed}/revoke-tokens`);
+      expect(r.body).toMatchObject({ delegation: installed, client_id: agent.client_id });
+      expect(await inactiveWithin(r2, token, 150)).toBeDefined();
+      expect((await exchange(r2, token)).body.error_description).toBe('subject_token: has been revoked');
+    });
+  });
 });
 
 describe('Redis unreachable', () => {
