@@ -28,8 +28,8 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const tenants = createTenantService({ prisma: db.prisma, keys, changes });
   const resources = createResourceService({ prisma: db.prisma, changes, publicUrl: config.publicUrl });
   const clients = createClientService({ prisma: db.prisma, changes });
-  const agents = createAgentService({ prisma: db.prisma, clients, changes });
   const revocations = createRevocationService({ prisma: db.prisma, changes });
+  const agents = createAgentService({ prisma: db.prisma, clients, changes, revocations });
   const secrets = createSecretVerifier();
   const replay = shared?.replay ?? memoryReplayStore();
   const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer });

@@ -8,6 +8,7 @@ import type { ChangeEvents } from '../shared/changes.js';
 import { Lru } from '../shared/lru.js';
 import { resourceUri, scopeList } from '../resources/service.js';
 import { MAX_TOKEN_TTL } from '../tenants/service.js';
+import type { RevocationService } from '../tokens/revocations.js';
 import { AUTH_METHODS, type ClientService, type ClientView, CLIENT_CACHE_TTL_MS, TOKEN_EXCHANGE } from '../clients/service.js';
 
 /**
@@ -105,7 +106,13 @@ function toActive(d: DelegationWithResources): ActiveDelegation {
   };
 }
 
-export function createAgentService(deps: { prisma: PrismaClient; clients: ClientService; changes: ChangeEvents; now?: () => number }) {
+export function createAgentService(deps: {
+  prisma: PrismaClient;
+  clients: ClientService;
+  changes: ChangeEvents;
+  revocations?: Pick<RevocationService, 'revokeAllOf'>;
+  now?: () => number;
+}) {
   const now = deps.now ?? Date.now;
   // The token path's view of delegations, cached like client rows (CLIENT_CACHE_TTL_MS): a
   // revocation or any change to the tenant drops the entry at once on this replica and, with
@@ -224,6 +231,9 @@ export function createAgentService(deps: { prisma: PrismaClient; clients: Client
       if (!d) throw new NotFound(`delegation ${id} not found in tenant ${tenantId}`);
       if (d.revokedAt) throw new Conflict(`delegation ${id} is already revoked`);
       await db.delegation.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date(now()) } });
+      // Everything obtained through it is revoked for good: a later grant starts afresh rather
+      // than bringing the old tokens back to life.
+      await deps.revocations?.revokeAllOf(tenantId, d.agentId);
       deps.changes.clientChanged(tenantId, d.agentId);
       return toDelegationView(await db.delegation.findFirstOrThrow({ where: { id }, include: withResources }), now());
     },

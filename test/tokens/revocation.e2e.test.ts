@@ -148,6 +148,9 @@ describe.each(DATABASES)('introspection and revocation (%s)', (kind) => {
     await b.admin('POST', `/tenants/acme/delegations/${delegation}/revoke`);
     expect((await introspect('acme', ofClient)).body.active).toBe(false);
     expect((await introspect('acme', viaAgent)).body.active).toBe(false);
+    // Installing the agent again does not bring the tokens of the revoked installation back.
+    await b.admin('POST', '/tenants/acme/delegations', { client_id: agent.client_id, scopes: ['tickets:read'], resources: [acme.resource] });
+    expect((await introspect('acme', viaAgent)).body.active).toBe(false);
   });
 
   it('expired revocations are cleaned up, from the database and from memory', async () => {
