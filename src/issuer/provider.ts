@@ -35,7 +35,7 @@ export interface BuildIssuerDeps {
   replay: ReplayStore;
   /** Longest `act` chain a token may carry (RFC 8693 §4.1). */
   maxActDepth: number;
-  revocations: Pick<RevocationService, 'isInactive'>;
+  revocations: Pick<RevocationService, 'isInactive' | 'cutoffWait'>;
   /** Another tenant's issuer (an agent's home). */
   peer(tenantId: string): Promise<IssuerContext | undefined>;
   observer?: IssuerObserver;
@@ -149,7 +149,16 @@ export function buildIssuer(
     signer,
     keys,
     provider,
-    mint: (request) => mintAccessToken(issuer, tenant.id, signer, request),
+    async mint(request) {
+      const wait = deps.revocations.cutoffWait(tenant.id, request.clientId);
+      if (wait === 0) return mintAccessToken(issuer, tenant.id, signer, request);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      const { now: _decidedAt, ...rest } = request;
+      if (rest.exp !== undefined && rest.exp <= Math.floor(Date.now() / 1000)) {
+        throw new errors.InvalidRequest('the subject token expires too soon to be exchanged');
+      }
+      return mintAccessToken(issuer, tenant.id, signer, rest);
+    },
     peer: available(deps.peer),
   };
 

@@ -146,6 +146,16 @@ export function createRevocationService(deps: RevocationServiceDeps) {
       return chain.some((t) => isRevoked(t.tenant_id, t.jti) || cutOff(t.tenant_id, t.client_id, t.iat));
     },
 
+    /**
+     * Cutoffs are whole seconds (`iat` is), rounded up so nothing issued before a revoke-all
+     * survives it. A token minted for the same client later in that same second would be born
+     * revoked: minting waits out the rest of the second instead (ms to wait, usually 0).
+     */
+    cutoffWait(tenantId: string, clientId: string): number {
+      const notBefore = cutoffs.get(tenantId)?.get(clientId);
+      return notBefore === undefined ? 0 : Math.max(0, notBefore * 1000 - now());
+    },
+
     /** Forgets revocations of tokens that have expired anyway; returns how many rows went. */
     async cleanup(): Promise<number> {
       const t = now();
