@@ -150,9 +150,14 @@ export function buildIssuer(
     keys,
     provider,
     async mint(request) {
-      const wait = deps.revocations.cutoffWait(tenant.id, request.clientId);
+      let wait = deps.revocations.cutoffWait(tenant.id, request.clientId);
       if (wait === 0) return mintAccessToken(issuer, tenant.id, signer, request);
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      // Timers run on a monotonic clock and may fire a little before the wall clock reaches
+      // the target; wait until the wall clock (which `iat` is read from) is past it.
+      while (wait > 0) {
+        await new Promise((resolve) => setTimeout(resolve, wait + 1));
+        wait = deps.revocations.cutoffWait(tenant.id, request.clientId);
+      }
       const { now: _decidedAt, ...rest } = request;
       if (rest.exp !== undefined && rest.exp <= Math.floor(Date.now() / 1000)) {
         throw new errors.InvalidRequest('the subject token expires too soon to be exchanged');
