@@ -9,7 +9,7 @@ import { Lru } from '../shared/lru.js';
 import { resourceUri, scopeList } from '../resources/service.js';
 import { MAX_TOKEN_TTL } from '../tenants/service.js';
 import type { RevocationService } from '../tokens/revocations.js';
-import { AUTH_METHODS, type ClientService, type ClientView, CLIENT_CACHE_TTL_MS, TOKEN_EXCHANGE } from '../clients/service.js';
+import { AUTH_METHODS, type ClientService, type ClientView, type ClientWithResources, CLIENT_CACHE_TTL_MS, TOKEN_EXCHANGE } from '../clients/service.js';
 
 /**
  * Agents and their installations ("delegations").
@@ -255,3 +255,21 @@ export function createAgentService(deps: {
 }
 
 export type AgentService = ReturnType<typeof createAgentService>;
+
+/**
+ * The clients of tenant T, wherever a client of T authenticates (token endpoint, introspection,
+ * revocation): T's own active clients, and an agent from another tenant while it holds an
+ * active delegation in T; anyone else is unknown.
+ */
+export async function findTenantClient(
+  deps: { clients: Pick<ClientService, 'findActive'>; agents: Pick<AgentService, 'homeOf'> },
+  tenantId: string,
+  clientId: string,
+): Promise<ClientWithResources | undefined> {
+  const own = await deps.clients.findActive(tenantId, clientId);
+  if (own) return own;
+  const home = await deps.agents.homeOf(tenantId, clientId);
+  if (!home || home === tenantId) return undefined;
+  const agent = await deps.clients.findActive(home, clientId);
+  return agent?.kind === 'agent' ? agent : undefined;
+}

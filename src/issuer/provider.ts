@@ -6,7 +6,7 @@ import { CLIENT_ASSERTION_ALGS } from '../clients/service.js';
 import type { ReplayStore } from '../shared/replay.js';
 import * as clientCredentials from '../grants/client-credentials.js';
 import * as tokenExchange from '../grants/token-exchange.js';
-import type { AgentService } from '../agents/service.js';
+import { findTenantClient, type AgentService } from '../agents/service.js';
 import type { RevocationService } from '../tokens/revocations.js';
 import { DPOP_ALGS } from '../dpop/proof.js';
 import { temporarilyUnavailable, tenantAdapter } from './adapter.js';
@@ -74,12 +74,8 @@ export function buildIssuer(
     // The clients of this tenant are its own rows, plus every agent from another tenant that
     // holds an active delegation here (and only while it does); anyone else is unknown.
     adapter: tenantAdapter(async (id) => {
-      const own = await deps.clients.findActive(tenant.id, id);
-      if (own) return toProviderMetadata(own, grantTypes);
-      const home = await deps.agents.homeOf(tenant.id, id);
-      if (!home || home === tenant.id) return undefined;
-      const agent = await deps.clients.findActive(home, id);
-      return agent?.kind === 'agent' ? toProviderMetadata(agent, grantTypes) : undefined;
+      const c = await findTenantClient(deps, tenant.id, id);
+      return c && toProviderMetadata(c, grantTypes);
     }),
     clients: [],
     jwks: { keys: [signer.privateJwk as never] },

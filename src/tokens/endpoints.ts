@@ -4,7 +4,7 @@ import type { IssuerContext } from '../issuer/context.js';
 import { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from '../issuer/constants.js';
 import { CLIENT_ASSERTION_ALGS, type ClientService, type ClientWithResources } from '../clients/service.js';
 import type { SecretVerifier } from '../clients/secrets.js';
-import type { AgentService } from '../agents/service.js';
+import { findTenantClient, type AgentService } from '../agents/service.js';
 import type { ReplayStore } from '../shared/replay.js';
 import { BulkheadError, InvalidInput, Unavailable } from '../shared/errors.js';
 import { readRaw } from '../http/body.js';
@@ -29,7 +29,7 @@ class InvalidClient extends BulkheadError {
 
 export interface TokenEndpointDeps {
   clients: Pick<ClientService, 'findActive'>;
-  agents: Pick<AgentService, 'findActive'>;
+  agents: Pick<AgentService, 'findActive' | 'homeOf'>;
   secrets: Pick<SecretVerifier, 'verify'>;
   replay: ReplayStore;
   revocations: Pick<RevocationService, 'isInactive' | 'revoke'>;
@@ -64,18 +64,6 @@ function basicCredentials(header: string | undefined): [string, string] | undefi
   }
 }
 
-/**
- * The clients of this tenant, as at the token endpoint: its own, and an agent from another
- * tenant while it holds an active delegation here (so it can revoke the tokens it obtained).
- */
-async function findClient(tenantId: string, id: string, deps: TokenEndpointDeps): Promise<ClientWithResources | undefined> {
-  const own = await deps.clients.findActive(tenantId, id);
-  if (own) return own;
-  const d = await deps.agents.findActive(tenantId, id);
-  if (!d || d.agentTenantId === tenantId) return undefined;
-  const agent = await deps.clients.findActive(d.agentTenantId, id);
-  return agent?.kind === 'agent' ? agent : undefined;
-}
 
 /** Authenticates the calling client of this tenant, or throws 401 invalid_client. */
 async function authenticate(ctx: ParameterizedContext, form: Map<string, string>, issuer: IssuerContext, deps: TokenEndpointDeps): Promise<ClientWithResources> {
@@ -88,7 +76,7 @@ async function authenticate(ctx: ParameterizedContext, form: Map<string, string>
   if (basic || post) {
     const [id, secret] = basic ?? [form.get('client_id') ?? '', form.get('client_secret') ?? ''];
     if (basic && form.has('client_id') && form.get('client_id') !== id) throw new InvalidClient();
-    const client = await findClient(tenantId, id, deps);
+    const client = await findTenantClient(deps, tenantId, id);
     const method = basic ? 'client_secret_basic' : 'client_secret_post';
     if (!client?.secretHash || client.authMethod !== method) throw new InvalidClient();
     if (!(await deps.secrets.verify(client.tenantId, client.id, client.secretHash, secret))) throw new InvalidClient();
@@ -104,7 +92,7 @@ async function authenticate(ctx: ParameterizedContext, form: Map<string, string>
     }
   })();
   const id = typeof unverified.sub === 'string' ? unverified.sub : '';
-  const client = await findClient(tenantId, id, deps);
+  const client = await findTenantClient(deps, tenantId, id);
   if (!client || client.authMethod !== 'private_key_jwt' || !client.jwks) throw new InvalidClient();
   let jti: string;
   let exp: number;
