@@ -13,6 +13,7 @@ import type { IssuerObserver } from './issuer/provider.js';
 import { localChangeEvents } from './shared/changes.js';
 import { memoryReplayStore } from './shared/replay.js';
 import { redisSharedState } from './shared/redis.js';
+import { createRateLimits } from './limits/index.js';
 import { pino, type Logger } from 'pino';
 
 /**
@@ -33,11 +34,18 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const secrets = createSecretVerifier();
   const replay = shared?.replay ?? memoryReplayStore();
   const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer });
+  const limits = createRateLimits({
+    clientRps: config.rateLimitClientRps,
+    tenantRps: config.rateLimitTenantRps,
+    redisUrl: config.redisUrl,
+    publicUrl: config.publicUrl,
+    logger,
+  });
   return {
-    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers,
+    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits,
     /** Releases what the services hold besides the database (the Redis connections). */
     close: async () => {
-      await shared?.close();
+      await Promise.all([shared?.close(), limits.close()]);
     },
   };
 }

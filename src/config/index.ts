@@ -32,6 +32,14 @@ export interface Config {
   maxBodyBytes: number;
   /** Most actors a token-exchange `act` chain may hold (RFC 8693 §4.1). */
   maxActDepth: number;
+  /**
+   * Token/introspection/revocation requests per second one client of a tenant may make (a bucket
+   * of one second's worth, refilled every second); 0 = unlimited. Shared between replicas through
+   * Redis when `REDIS_URL` is set. See src/limits.
+   */
+  rateLimitClientRps: number;
+  /** The same, for all clients of one tenant together; 0 = unlimited. */
+  rateLimitTenantRps: number;
 }
 
 const tenantUrl = z
@@ -63,6 +71,9 @@ const schema = z.object({
   ISSUER_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(1_048_576).default(32 * 1024),
   MAX_ACT_DEPTH: z.coerce.number().int().min(1).max(16).default(4),
+  // Generous: one busy service is not throttled; they are a guard against floods, not a tariff.
+  RATE_LIMIT_CLIENT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  RATE_LIMIT_TENANT_RPS: z.coerce.number().int().min(0).max(10_000_000).default(2000),
 });
 
 /** Thrown by {@link loadConfig}; `problems` holds one human line per invalid variable. */
@@ -98,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     issuerCacheSize: e.ISSUER_CACHE_SIZE,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxActDepth: e.MAX_ACT_DEPTH,
+    rateLimitClientRps: e.RATE_LIMIT_CLIENT_RPS,
+    rateLimitTenantRps: e.RATE_LIMIT_TENANT_RPS,
   };
 }
 

@@ -8,6 +8,7 @@ import { publishedKeys } from '../keys/lifecycle.js';
 import type { IssuerRegistry } from './registry.js';
 import type { IssuerContext } from './context.js';
 import type { TokenEndpoints } from '../tokens/endpoints.js';
+import { enforceRateLimits, type RateLimits } from '../limits/index.js';
 
 /**
  * Routes `/t/<tenant>/...` (and RFC 8414's `/.well-known/oauth-authorization-server/t/<tenant>`)
@@ -78,7 +79,7 @@ function noCredentialsIsInvalidClient(ctx: ParameterizedContext): void {
   ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
 }
 
-export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: string; maxBodyBytes: number; endpoints: TokenEndpoints }): Middleware {
+export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: string; maxBodyBytes: number; endpoints: TokenEndpoints; limits?: RateLimits }): Middleware {
   const origin = new URL(opts.publicUrl);
   return async function dispatchToTenantIssuer(ctx, next) {
     const route = parseTenantPath(ctx.path);
@@ -93,10 +94,12 @@ export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: st
       if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw new NotFound('not found');
       return serveJwks(ctx, issuer);
     }
-    if (kind === 'introspect' || kind === 'revoke') return opts.endpoints[kind](ctx, issuer);
     if (ctx.request.length !== undefined && ctx.request.length > opts.maxBodyBytes) {
       throw new PayloadTooLarge(`request body must not exceed ${opts.maxBodyBytes} bytes`);
     }
+    // Quotas (src/limits): per claimed client and per tenant, before any authentication work.
+    if (kind !== 'discovery' && opts.limits && (await enforceRateLimits(ctx, opts.limits, route.tenantId, opts.maxBodyBytes))) return undefined;
+    if (kind === 'introspect' || kind === 'revoke') return opts.endpoints[kind](ctx, issuer);
     if (kind === 'token' && ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
       await checkFormForProvider(ctx, opts.maxBodyBytes);
     }

@@ -1,0 +1,225 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { ParameterizedContext } from 'koa';
+import { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Logger } from 'pino';
+import { readRaw } from '../http/body.js';
+
+/**
+ * Quotas on the token, introspection and revocation endpoints (issue 5, "Quotas and rate
+ * limits"): one bucket per client of a tenant and one per tenant, so a noisy client or tenant
+ * cannot starve the others.
+ *
+ * Buckets: rate-limiter-flexible counters of `rps` points over one-second windows (a bucket that
+ * holds one second's worth and refills every second). `0` turns a bucket off. Counters live in
+ * memory (one replica), or in Redis when `REDIS_URL` is set, so N replicas enforce one limit.
+ * Keys are prefixed with a hash of `PUBLIC_URL`: replicas of one broker share it, other brokers on
+ * the same Redis do not share their buckets.
+ *
+ * Order: the client bucket is consumed first and a request it refuses never reaches the tenant
+ * bucket, so one flooding client drains at most its own rate from its tenant's budget.
+ *
+ * The client key is the client id the request CLAIMS (Basic user, form `client_id`, or the `sub`
+ * of a client assertion): it has to be known before oidc-provider authenticates anything, and
+ * counting only authenticated requests would leave floods of bad credentials unmetered. So
+ * someone can burn a victim client's bucket by sending requests in its name; that is bounded to
+ * the victim's tenant (the tenant bucket caps the total, other tenants are untouched), and is the
+ * same exposure any pre-authentication limiter has. Requests that claim no client at all share
+ * one client-sized bucket per tenant (`-`).
+ *
+ * Store outage (Redis down or slow): fail OPEN to this replica's in-memory buckets, with a warning
+ * log (at most every 30 s). A limiter is a protection, not a dependency: its outage must not stop
+ * issuance (no 5xx from here), and the in-memory fallback still bounds each replica.
+ *
+ * TODO (issue 5): per-tenant / per-client overrides through the CLI and admin API; an audit event
+ * (once per window) when the audit trail lands — today the first refusal of each window is logged.
+ */
+
+export interface RateLimitDecision {
+  /** Whole seconds until the refusing bucket refills (≥ 1). */
+  retryAfter: number;
+  scope: 'client' | 'tenant';
+}
+
+export interface RateLimits {
+  /** Counts one request of `clientId` (claimed, maybe absent) at tenant `tenantId`; undefined = allowed. */
+  take(tenantId: string, clientId: string | undefined): Promise<RateLimitDecision | undefined>;
+  /** False when both buckets are off (`RATE_LIMIT_*_RPS=0`). */
+  readonly enabled: boolean;
+  close(): Promise<void>;
+}
+
+export interface RateLimitOptions {
+  clientRps: number;
+  tenantRps: number;
+  /** Shared counters between replicas; unset keeps them in memory. */
+  redisUrl?: string | undefined;
+  /** Names this broker's keys in Redis (replicas share it). */
+  publicUrl: string;
+  logger: Pick<Logger, 'warn'>;
+}
+
+/** A bucket with a store and its in-memory fallback. */
+interface Bucket {
+  scope: RateLimitDecision['scope'];
+  points: number;
+  primary: RateLimiterAbstract;
+  fallback?: RateLimiterAbstract;
+}
+
+const WARN_EVERY_MS = 30_000;
+
+export function createRateLimits(opts: RateLimitOptions): RateLimits {
+  const prefix = `bulkhead:rl:${createHash('sha256').update(opts.publicUrl).digest('base64url').slice(0, 12)}`;
+  const wanted = [['client', opts.clientRps], ['tenant', opts.tenantRps]] as const;
+  const enabled = wanted.some(([, rps]) => rps > 0);
+  // Own connection, failing fast: no offline queue (a command while disconnected fails at once)
+  // and a short command timeout, so a Redis outage costs a request milliseconds, not seconds.
+  const redis = enabled && opts.redisUrl
+    ? new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5_000, commandTimeout: 500 })
+    : undefined;
+  let lastWarn = 0;
+  const warnOutage = (err: Error) => {
+    const now = Date.now();
+    if (now - lastWarn < WARN_EVERY_MS) return;
+    lastWarn = now;
+    opts.logger.warn({ err: err.message }, 'rate-limit store unavailable; limiting with this replica\'s memory');
+  };
+  // ioredis reconnects by itself; an error event without a listener would crash the process.
+  redis?.on('error', warnOutage);
+
+  const buckets: Bucket[] = wanted
+    .filter(([, rps]) => rps > 0)
+    .map(([scope, points]) => {
+      const keyPrefix = `${prefix}:${scope}`;
+      const memory = new RateLimiterMemory({ points, duration: 1, keyPrefix });
+      return redis
+        ? { scope, points, primary: new RateLimiterRedis({ storeClient: redis, points, duration: 1, keyPrefix, rejectIfRedisNotReady: true }), fallback: memory }
+        : { scope, points, primary: memory };
+    });
+
+  async function consume(bucket: Bucket, key: string): Promise<RateLimiterRes | undefined> {
+    try {
+      await bucket.primary.consume(key);
+      return undefined;
+    } catch (res) {
+      if (res instanceof RateLimiterRes) return res;
+      if (!bucket.fallback) throw res;
+      warnOutage(res as Error);
+      try {
+        await bucket.fallback.consume(key);
+        return undefined;
+      } catch (fres) {
+        if (fres instanceof RateLimiterRes) return fres;
+        throw fres;
+      }
+    }
+  }
+
+  return {
+    enabled,
+    async take(tenantId, clientId) {
+      for (const bucket of buckets) {
+        const key = bucket.scope === 'tenant' ? tenantId : `${tenantId}:${clientKey(clientId)}`;
+        const refused = await consume(bucket, key);
+        if (!refused) continue;
+        // Logged once per window (the first refusal), not per request.
+        if (refused.consumedPoints === bucket.points + 1) {
+          opts.logger.warn({ tenant: tenantId, client: bucket.scope === 'client' ? clientId : undefined, scope: bucket.scope, limit_rps: bucket.points }, 'rate limit exceeded');
+        }
+        return { scope: bucket.scope, retryAfter: Math.max(1, Math.ceil(refused.msBeforeNext / 1000)) };
+      }
+      return undefined;
+    },
+    async close() {
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/** A bounded, printable key for a claimed client id (which is attacker-chosen). */
+function clientKey(clientId: string | undefined): string {
+  if (!clientId) return '-';
+  return /^[\x21-\x7e]{1,128}$/.test(clientId) ? clientId : `#${createHash('sha256').update(clientId).digest('base64url')}`;
+}
+
+/**
+ * The client id a request claims, before anything is verified: the Basic user (RFC 6749
+ * §2.3.1, form-encoded), the form `client_id`, or the `sub` of a client assertion (RFC 7523 §3,
+ * `sub` is the client id). Malformed input yields undefined; authentication refuses it later.
+ */
+export function claimedClientId(authorization: string | undefined, form: URLSearchParams | undefined): string | undefined {
+  const basic = authorization ? /^Basic ([A-Za-z0-9+/=]+)$/i.exec(authorization) : null;
+  if (basic) {
+    const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i > 0) {
+      try {
+        return decodeURIComponent(decoded.slice(0, i).replace(/\+/g, ' '));
+      } catch {
+        /* not form-encoded: fall through */
+      }
+    }
+  }
+  const id = form?.get('client_id');
+  if (id) return id;
+  const assertion = form?.get('client_assertion');
+  if (assertion) {
+    const payload = assertion.split('.')[1];
+    try {
+      const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { sub?: unknown; iss?: unknown };
+      if (typeof claims.sub === 'string' && claims.sub) return claims.sub;
+      if (typeof claims.iss === 'string' && claims.iss) return claims.iss;
+    } catch {
+      /* not a JWT */
+    }
+  }
+  return undefined;
+}
+
+const STREAM_MEMBERS = new Set<PropertyKey>(['readable', 'readableEncoding', 'iterator', Symbol.asyncIterator, 'read', 'on', 'once', 'pipe']);
+
+/**
+ * Reads an `application/x-www-form-urlencoded` body (413 past `limit`) and leaves it readable
+ * again for whoever parses it next (the same replay as `checkFormForProvider`).
+ */
+export async function peekForm(ctx: ParameterizedContext, limit: number): Promise<URLSearchParams> {
+  const raw = await readRaw(ctx, limit);
+  const replay = Readable.from([raw], { objectMode: false });
+  ctx.req = new Proxy(ctx.req, {
+    get(target, prop) {
+      const from = STREAM_MEMBERS.has(prop) ? replay : target;
+      const value = Reflect.get(from, prop, from) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(from) : value;
+    },
+  });
+  return new URLSearchParams(raw.toString('utf8'));
+}
+
+/**
+ * Applies the limits to one request at a tenant endpoint: allowed → returns false and the request
+ * goes on; refused → the 429 response is written and this returns true.
+ *
+ * The error code: RFC 6749 §5.2 has no rate-limit error for the token endpoint. `slow_down` is
+ * RFC 8628's device-flow polling signal and `invalid_request` would blame a request that is
+ * fine. `temporarily_unavailable` (RFC 6749 §4.1.2.1, registered in the OAuth Extensions Error
+ * registry) says exactly "not now, try again later", is what Bulkhead already answers when its
+ * database is down, and clients that know it retry; the HTTP status (429) and `Retry-After`
+ * carry the precise meaning.
+ */
+export async function enforceRateLimits(ctx: ParameterizedContext, limits: RateLimits, tenantId: string, maxBodyBytes: number): Promise<boolean> {
+  if (!limits.enabled) return false;
+  const authorization = ctx.get('authorization') || undefined;
+  let clientId = claimedClientId(authorization, undefined);
+  if (clientId === undefined && ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
+    clientId = claimedClientId(undefined, await peekForm(ctx, maxBodyBytes));
+  }
+  const refused = await limits.take(tenantId, clientId);
+  if (!refused) return false;
+  ctx.status = 429;
+  ctx.set('Retry-After', String(refused.retryAfter));
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { error: 'temporarily_unavailable', error_description: `rate limit exceeded; retry after ${refused.retryAfter} s` };
+  return true;
+}
