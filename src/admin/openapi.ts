@@ -23,8 +23,8 @@ const ok = (description: string, ref?: string) => ({ description, ...(ref ? json
 const errors = {
   '400': ok('invalid_request: the body or a parameter is invalid', 'Error'),
   '401': ok('invalid_token: missing, invalid or expired access token', 'Error'),
-  '403': ok('insufficient_scope: the token lacks the admin scope', 'Error'),
-  '404': ok('not_found: unknown tenant, key, client or path', 'Error'),
+  '403': ok('insufficient_scope: the token lacks the admin scope, or the route is for platform admins only', 'Error'),
+  '404': ok("not_found: unknown tenant, key, client or path; for a tenant admin, also any other tenant", 'Error'),
   '409': ok('conflict: duplicate or state conflict', 'Error'),
   '413': ok('request body too large', 'Error'),
 };
@@ -48,7 +48,13 @@ export const openApiDocument = {
   info: {
     title: 'Bulkhead admin API',
     version: '1',
-    description: `Authenticate with an access token from the system tenant's token endpoint (client credentials, resource=${ADMIN_AUDIENCE}, scope=${ADMIN_SCOPE}).`,
+    description: [
+      `Authenticate with a Bulkhead access token (client credentials, resource=${ADMIN_AUDIENCE}, scope=${ADMIN_SCOPE}).`,
+      'Platform admins use a token from the system tenant (/t/system/token) and manage every tenant.',
+      `Tenant admins use a token from their own tenant T (/t/T/token) and manage only T: every /admin/tenants/T/... route and GET /admin/tenants/T; GET /admin/tenants lists T alone.`,
+      "Another tenant's routes answer 404 not_found, exactly as for an unknown tenant; creating, suspending and resuming tenants is for platform admins only (403 insufficient_scope). A suspended tenant's admin tokens are refused (401).",
+      `Every tenant is created with the resource ${ADMIN_AUDIENCE} (scope ${ADMIN_SCOPE}) registered in it; to give tenant T an admin, a platform admin creates a client in T with scopes=[${ADMIN_SCOPE}] and resources=[${ADMIN_AUDIENCE}] (\`bulkhead client create --tenant T --name admin --scopes ${ADMIN_SCOPE} --resources ${ADMIN_AUDIENCE}\`).`,
+    ].join(' '),
   },
   security: [{ bearer: [] }],
   paths: {
@@ -56,12 +62,12 @@ export const openApiDocument = {
       get: { summary: 'This document', security: [], responses: { '200': { description: 'the OpenAPI description of the admin API' } } },
     },
     '/admin/tenants': {
-      get: op('List tenants', 'TenantList'),
-      post: create('Create a tenant (and its first signing keys)', 'CreateTenant', 'Tenant'),
+      get: op('List tenants (a tenant admin: its own tenant only)', 'TenantList'),
+      post: create(`Create a tenant, its first signing keys and its admin API resource ${ADMIN_AUDIENCE} (scope ${ADMIN_SCOPE}). Platform admins only`, 'CreateTenant', 'Tenant'),
     },
     '/admin/tenants/{tenant}': { get: op('Show a tenant', 'Tenant', { parameters: [tenantParam] }) },
-    '/admin/tenants/{tenant}/suspend': { post: op('Suspend a tenant: it issues nothing, its JWKS stays published', 'Tenant', { parameters: [tenantParam] }) },
-    '/admin/tenants/{tenant}/resume': { post: op('Resume a suspended tenant', 'Tenant', { parameters: [tenantParam] }) },
+    '/admin/tenants/{tenant}/suspend': { post: op('Suspend a tenant: it issues nothing, its JWKS stays published, its admins are locked out. Platform admins only', 'Tenant', { parameters: [tenantParam] }) },
+    '/admin/tenants/{tenant}/resume': { post: op('Resume a suspended tenant. Platform admins only', 'Tenant', { parameters: [tenantParam] }) },
     '/admin/tenants/{tenant}/keys': { get: op("List a tenant's signing keys (no key material)", 'KeyList', { parameters: [tenantParam] }) },
     '/admin/tenants/{tenant}/keys/rotate': {
       post: op('Rotate: the pre-published pending key signs, the active key retires', 'KeyChange', {

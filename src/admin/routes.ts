@@ -6,12 +6,15 @@ import { readJson } from '../http/body.js';
 import { parseInput } from '../shared/validate.js';
 import { InvalidInput } from '../shared/errors.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../keys/lifecycle.js';
-import { requireAdmin, type AdminPrincipal } from './auth.js';
+import { ADMIN_AUDIENCE, ADMIN_SCOPE, authorizeAdmin, requireAdmin, type AdminPrincipal } from './auth.js';
 import { openApiDocument, revokeTokenInput } from './openapi.js';
 
 /**
  * The admin HTTP API: JSON in and out, snake_case, every body validated with zod by the service
  * it reaches. Routes are thin: authenticate, read input, call one service function, answer.
+ *
+ * Who may call what (platform admins vs. tenant admins) is decided for every route in one place,
+ * `authorizeAdmin` (./auth.ts), before any handler runs; handlers never check it themselves.
  */
 export function adminRouter(services: Services, opts: { maxBodyBytes: number }): Router {
   const router = new Router({ prefix: '/admin' });
@@ -27,15 +30,25 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
   });
 
   router.use(requireAdmin(services.issuers));
+  router.use(authorizeAdmin(router));
   router.use(async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
     await next();
   });
 
   // Tenants
-  router.post('/tenants', async (ctx) => created(ctx, await services.tenants.create(await body(ctx))));
+  router.post('/tenants', async (ctx) => {
+    const tenant = await services.tenants.create(await body(ctx));
+    // The tenant's own admin API resource, so its issuer can mint tenant-admin tokens: a platform
+    // admin then gives the tenant an admin client (`client create --tenant T --scopes admin
+    // --resources urn:bulkhead:admin`), whose tokens manage this tenant and only it.
+    await services.resources.create(tenant.id, { uri: ADMIN_AUDIENCE, scopes: [ADMIN_SCOPE] });
+    created(ctx, tenant);
+  });
   router.get('/tenants', async (ctx) => {
-    ctx.body = { tenants: await services.tenants.list() };
+    const admin = ctx.state.admin as AdminPrincipal;
+    // A tenant admin sees its own tenant only.
+    ctx.body = { tenants: admin.platform ? await services.tenants.list() : [await services.tenants.get(admin.tenantId)] };
   });
   router.get('/tenants/:tenant', async (ctx) => {
     ctx.body = await services.tenants.get(ctx.params.tenant!);

@@ -52,17 +52,22 @@ describe.each(DATABASES)('admin API (%s)', (kind) => {
       expect(r.headers.get('www-authenticate')).toMatch(/^Bearer realm="bulkhead-admin"/);
     });
 
-    it("a token from another tenant's issuer, even for the admin audience with an admin scope, is refused", async () => {
-      // A tenant admin can register `urn:bulkhead:admin` with an `admin` scope in its own tenant…
+    it("a token from another tenant's issuer, for the admin audience with an admin scope, is a tenant admin of that tenant only", async () => {
+      // Every tenant is created with the admin API resource registered in it…
       await b.admin('POST', '/tenants', { id: 'mallory' });
-      await b.admin('POST', '/tenants/mallory/resources', { uri: 'urn:bulkhead:admin', scopes: ['admin'] });
+      expect((await b.admin('GET', '/tenants/mallory/resources')).body.resources).toEqual([
+        expect.objectContaining({ uri: 'urn:bulkhead:admin', scopes: ['admin'] }),
+      ]);
       const c = (await b.admin('POST', '/tenants/mallory/clients', { name: 'fake-admin', scopes: ['admin'], resources: ['urn:bulkhead:admin'] })).body;
       const t = await tokenRequest(b, 'mallory', { grant_type: 'client_credentials', scope: 'admin' }, { basic: [c.client_id, c.client_secret] });
       expect(t.status).toBe(200);
-      // …but its token is signed by mallory's key and names mallory's issuer.
+      // …but its token is signed by mallory's key and names mallory's issuer: it sees mallory alone
+      // (test/admin/rbac.test.ts walks every route).
       const r = await call('GET', '/tenants', { token: t.body.access_token });
-      expect(r.status).toBe(401);
-      expect(r.body.error).toBe('invalid_token');
+      expect(r.status).toBe(200);
+      expect(r.body.tenants.map((x: { id: string }) => x.id)).toEqual(['mallory']);
+      expect((await call('GET', '/tenants/system/clients', { token: t.body.access_token })).status).toBe(404);
+      expect((await call('POST', '/tenants', { token: t.body.access_token, body: JSON.stringify({ id: 'mallory2' }) })).status).toBe(403);
     });
 
     it('a system-tenant token for another audience is refused', async () => {
@@ -155,7 +160,8 @@ describe.each(DATABASES)('admin API (%s)', (kind) => {
         const r = await call('POST', '/tenants/res/resources', { body: JSON.stringify(body) });
         expect(r.status, JSON.stringify(body)).toBe(400);
       }
-      expect((await b.admin('GET', '/tenants/res/resources')).body.resources).toEqual([]);
+      // Only the admin API resource every tenant is created with.
+      expect((await b.admin('GET', '/tenants/res/resources')).body.resources.map((r: { uri: string }) => r.uri)).toEqual(['urn:bulkhead:admin']);
       await b.admin('POST', '/tenants/res/resources', { uri: 'https://x.test/', scopes: ['a'] });
       expect((await call('POST', '/tenants/res/resources', { body: JSON.stringify({ uri: 'https://x.test/', scopes: ['a'] }) })).status).toBe(409);
     });
@@ -471,7 +477,10 @@ describe.each(DATABASES)('admin API (%s)', (kind) => {
       const plain = (await b.admin('POST', `/tenants/${B}/resources`, { uri: 'https://plain.dlg-b.test/', scopes: ['x'] })).body;
       expect(plain.require_dpop).toBe(false);
       const listed = (await b.admin('GET', `/tenants/${B}/resources`)).body.resources as any[];
-      expect(Object.fromEntries(listed.map((r) => [r.uri, r.require_dpop]))).toEqual({ [apiB]: false, 'https://dpop.dlg-b.test/': true, 'https://plain.dlg-b.test/': false });
+      expect(Object.fromEntries(listed.map((r) => [r.uri, r.require_dpop]))).toEqual({
+        [apiB]: false, 'https://dpop.dlg-b.test/': true, 'https://plain.dlg-b.test/': false,
+        'urn:bulkhead:admin': false, // the admin API resource every tenant is created with
+      });
       const before = (await b.admin('GET', `/tenants/${B}/resources`)).body.resources;
       const bad = await call('POST', `/tenants/${B}/resources`, { body: JSON.stringify({ uri: 'https://bad.dlg-b.test/', scopes: ['x'], require_dpop: 'yes' }) });
       expect(bad.status).toBe(400);

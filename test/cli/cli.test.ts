@@ -360,10 +360,12 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     expect(rows.map((r) => [r.uri, r.scopes, r.token_ttl, r.require_dpop])).toEqual([
       ['https://api.acme.test/', 'tickets:read,tickets:write', '120', 'false'],
       ['https://billing.acme.test/', 'invoices:read', '-', 'false'],
+      ['urn:bulkhead:admin', 'admin', '-', 'false'], // the admin API resource every tenant is created with
     ]);
-    expect((await json<any[]>('resource', 'list', '--tenant', 'acme')).map((r) => r.uri)).toEqual(['https://api.acme.test/', 'https://billing.acme.test/']);
-    expect(await human('resource', 'list', '--tenant', 'globex')).toBe('(none)\n');
-    expect(await json('resource', 'list', '--tenant', 'globex')).toEqual([]);
+    expect((await json<any[]>('resource', 'list', '--tenant', 'acme')).map((r) => r.uri)).toEqual(['https://api.acme.test/', 'https://billing.acme.test/', 'urn:bulkhead:admin']);
+    // A tenant with no resources of its own lists only its admin API resource.
+    expect(parseTable(await human('resource', 'list', '--tenant', 'globex')).rows.map((r) => [r.uri, r.scopes])).toEqual([['urn:bulkhead:admin', 'admin']]);
+    expect((await json<any[]>('resource', 'list', '--tenant', 'globex')).map((r) => r.uri)).toEqual(['urn:bulkhead:admin']);
 
     await refused(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', 'a b'], /scopes\.0: each scope must be .*without spaces/);
     await refused(['resource', 'create', '--tenant', 'acme', '--uri', 'https://x.test/', '--scopes', 'ok,x"y'], /scopes\.1: each scope must be .*quotes/);
@@ -541,6 +543,7 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
       const listed = await json<any[]>('resource', 'list', '--tenant', 'acme');
       expect(Object.fromEntries(listed.map((r) => [r.uri, r.require_dpop]))).toEqual({
         'https://api.acme.test/': false, 'https://billing.acme.test/': false, 'https://dpop.acme.test/': true,
+        'urn:bulkhead:admin': false, // the admin API resource every tenant is created with
       });
       await refused(['resource', 'create', '--tenant', 'acme', '--uri', `${b.url}/t/acme`, '--scopes', 'a'], `uri: ${b.url} and the URLs under it belong to Bulkhead itself`);
     });
