@@ -39,24 +39,59 @@ export async function readRaw(ctx: ParameterizedContext, limit: number): Promise
  */
 export const MAX_FORM_PAIRS = 1000;
 
+const STREAM_MEMBERS = new Set<PropertyKey>(['readable', 'readableEncoding', 'iterator', Symbol.asyncIterator, 'read', 'on', 'once', 'pipe']);
+const buffered = new WeakMap<ParameterizedContext, Buffer>();
+
 /**
- * Reads an `application/x-www-form-urlencoded` body ahead of oidc-provider, checks its size and
- * pair count, and hands it on: `ctx.req` becomes a view of the original request whose body
- * stream replays the bytes read, so oidc-provider parses exactly what was checked.
+ * The request body, read once (413 past `limit`) and left readable for whoever parses it next:
+ * `ctx.req` becomes a view of the original request whose body stream replays exactly these
+ * bytes. Later calls on the same request return the same bytes without reading again, so the
+ * rate limiter, the parameter count and oidc-provider all see one body.
  */
-export async function checkFormForProvider(ctx: ParameterizedContext, limit: number): Promise<void> {
+export async function bufferBody(ctx: ParameterizedContext, limit: number): Promise<Buffer> {
+  const seen = buffered.get(ctx);
+  if (seen) return seen;
   const raw = await readRaw(ctx, limit);
-  let pairs = 1;
-  for (let i = raw.indexOf(0x26); i !== -1; i = raw.indexOf(0x26, i + 1)) {
-    if (++pairs > MAX_FORM_PAIRS) throw new InvalidInput(`the request body must not have more than ${MAX_FORM_PAIRS} parameters`);
-  }
+  buffered.set(ctx, raw);
   const replay = Readable.from([raw], { objectMode: false });
-  const streamMembers = new Set<PropertyKey>(['readable', 'readableEncoding', 'iterator', Symbol.asyncIterator, 'read', 'on', 'once', 'pipe']);
   ctx.req = new Proxy(ctx.req, {
     get(target, prop) {
-      const from = streamMembers.has(prop) ? replay : target;
+      const from = STREAM_MEMBERS.has(prop) ? replay : target;
       const value = Reflect.get(from, prop, from) as unknown;
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(from) : value;
     },
   });
+  return raw;
+}
+
+/**
+ * Checks an `application/x-www-form-urlencoded` body ahead of oidc-provider (size, pair count)
+ * and hands it on unchanged (see {@link bufferBody}), so oidc-provider parses exactly what was
+ * checked.
+ */
+export async function checkFormForProvider(ctx: ParameterizedContext, limit: number): Promise<void> {
+  const raw = await bufferBody(ctx, limit);
+  let pairs = 1;
+  for (let i = raw.indexOf(0x26); i !== -1; i = raw.indexOf(0x26, i + 1)) {
+    if (++pairs > MAX_FORM_PAIRS) throw new InvalidInput(`the request body must not have more than ${MAX_FORM_PAIRS} parameters`);
+  }
+}
+
+/**
+ * HTTP Basic client credentials (RFC 6749 §2.3.1: both parts form-urlencoded before the Basic
+ * encoding): `[id, secret]`, `undefined` when the header is not Basic, `null` when it is Basic
+ * but malformed (no colon, bad percent-encoding).
+ */
+export function parseBasicCredentials(header: string | undefined): [string, string] | null | undefined {
+  const m = header ? /^Basic ([A-Za-z0-9+/=]+)$/i.exec(header) : null;
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  if (i < 0) return null;
+  const formDecode = (v: string) => decodeURIComponent(v.replace(/\+/g, ' '));
+  try {
+    return [formDecode(decoded.slice(0, i)), formDecode(decoded.slice(i + 1))];
+  } catch {
+    return null;
+  }
 }

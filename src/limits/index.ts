@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { ParameterizedContext } from 'koa';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
-import { readRaw } from '../http/body.js';
+import { bufferBody, parseBasicCredentials } from '../http/body.js';
 
 /**
  * Quotas on the token, introspection and revocation endpoints (issue 5, "Quotas and rate
@@ -150,18 +149,8 @@ function clientKey(clientId: string | undefined): string {
  * `sub` is the client id). Malformed input yields undefined; authentication refuses it later.
  */
 export function claimedClientId(authorization: string | undefined, form: URLSearchParams | undefined): string | undefined {
-  const basic = authorization ? /^Basic ([A-Za-z0-9+/=]+)$/i.exec(authorization) : null;
-  if (basic) {
-    const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
-    const i = decoded.indexOf(':');
-    if (i > 0) {
-      try {
-        return decodeURIComponent(decoded.slice(0, i).replace(/\+/g, ' '));
-      } catch {
-        /* not form-encoded: fall through */
-      }
-    }
-  }
+  const basic = parseBasicCredentials(authorization);
+  if (basic?.[0]) return basic[0];
   const id = form?.get('client_id');
   if (id) return id;
   const assertion = form?.get('client_assertion');
@@ -178,23 +167,9 @@ export function claimedClientId(authorization: string | undefined, form: URLSear
   return undefined;
 }
 
-const STREAM_MEMBERS = new Set<PropertyKey>(['readable', 'readableEncoding', 'iterator', Symbol.asyncIterator, 'read', 'on', 'once', 'pipe']);
-
-/**
- * Reads an `application/x-www-form-urlencoded` body (413 past `limit`) and leaves it readable
- * again for whoever parses it next (the same replay as `checkFormForProvider`).
- */
-export async function peekForm(ctx: ParameterizedContext, limit: number): Promise<URLSearchParams> {
-  const raw = await readRaw(ctx, limit);
-  const replay = Readable.from([raw], { objectMode: false });
-  ctx.req = new Proxy(ctx.req, {
-    get(target, prop) {
-      const from = STREAM_MEMBERS.has(prop) ? replay : target;
-      const value = Reflect.get(from, prop, from) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(from) : value;
-    },
-  });
-  return new URLSearchParams(raw.toString('utf8'));
+/** An `application/x-www-form-urlencoded` body, read once and left readable (see `bufferBody`). */
+async function peekForm(ctx: ParameterizedContext, limit: number): Promise<URLSearchParams> {
+  return new URLSearchParams((await bufferBody(ctx, limit)).toString('utf8'));
 }
 
 /**

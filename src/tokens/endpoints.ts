@@ -7,7 +7,7 @@ import type { SecretVerifier } from '../clients/secrets.js';
 import { findTenantClient, type AgentService } from '../agents/service.js';
 import type { ReplayStore } from '../shared/replay.js';
 import { BulkheadError, InvalidInput, Unavailable } from '../shared/errors.js';
-import { readRaw } from '../http/body.js';
+import { bufferBody, parseBasicCredentials } from '../http/body.js';
 import { verifyPresentedToken } from '../grants/presented-token.js';
 import { MAX_JTI_LENGTH, type RevocationService } from './revocations.js';
 
@@ -39,7 +39,7 @@ export interface TokenEndpointDeps {
 /** The form body, each parameter at most once (RFC 6749 §3.2). */
 async function readForm(ctx: ParameterizedContext, limit: number): Promise<Map<string, string>> {
   if (!ctx.is('application/x-www-form-urlencoded')) throw new InvalidInput('the request body must be application/x-www-form-urlencoded');
-  const params = new URLSearchParams((await readRaw(ctx, limit)).toString('utf8'));
+  const params = new URLSearchParams((await bufferBody(ctx, limit)).toString('utf8'));
   const form = new Map<string, string>();
   let n = 0;
   for (const [k, v] of params) {
@@ -50,24 +50,11 @@ async function readForm(ctx: ParameterizedContext, limit: number): Promise<Map<s
   return form;
 }
 
-function basicCredentials(header: string | undefined): [string, string] | undefined {
-  const m = header ? /^Basic ([A-Za-z0-9+/=]+)$/i.exec(header) : null;
-  if (!m) return undefined;
-  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-  const i = decoded.indexOf(':');
-  if (i < 0) throw new InvalidClient();
-  try {
-    // RFC 6749 §2.3.1: both parts are form-urlencoded before the Basic encoding.
-    return [decodeURIComponent(decoded.slice(0, i).replace(/\+/g, ' ')), decodeURIComponent(decoded.slice(i + 1).replace(/\+/g, ' '))];
-  } catch {
-    throw new InvalidClient();
-  }
-}
-
 
 /** Authenticates the calling client of this tenant, or throws 401 invalid_client. */
 async function authenticate(ctx: ParameterizedContext, form: Map<string, string>, issuer: IssuerContext, deps: TokenEndpointDeps): Promise<ClientWithResources> {
-  const basic = basicCredentials(ctx.get('authorization') || undefined);
+  const basic = parseBasicCredentials(ctx.get('authorization') || undefined);
+  if (basic === null) throw new InvalidClient();
   const post = form.has('client_secret');
   const assertion = form.get('client_assertion');
   if ([basic, post, assertion].filter(Boolean).length !== 1) throw new InvalidClient();
