@@ -10,6 +10,7 @@ import { findTenantClient, type AgentService } from '../agents/service.js';
 import type { RevocationService } from '../tokens/revocations.js';
 import { DPOP_ALGS } from '../dpop/proof.js';
 import { temporarilyUnavailable, tenantAdapter } from './adapter.js';
+import { assertionProblem, assertionReplayId, assertionReplayUntil } from './client-assertion.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { readBulkheadMetadata, toProviderMetadata } from './client-metadata.js';
 import { mintAccessToken } from './mint.js';
@@ -18,9 +19,7 @@ import type { IssuerContext, Signer, TenantSnapshot } from './context.js';
 import { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from './constants.js';
 
 export { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS };
-
-/** Client assertion ids are single-use and remembered; longer ones are refused. */
-export const MAX_ASSERTION_JTI_LENGTH = 256;
+export { MAX_ASSERTION_JTI_LENGTH } from './client-assertion.js';
 
 export interface IssuerObserver {
   issued?(tenantId: string, grantType: string, ctx: KoaContextWithOIDC): void;
@@ -108,18 +107,9 @@ export function buildIssuer(
     // RFC 7523bis: the assertion's audience is this issuer and nothing else; its lifetime is
     // short; its jti is single-use across every replica (atomic, unlike a find-then-save).
     async assertJwtClientAuthClaimsAndHeader(_ctx, claims) {
-      if (claims.aud !== issuer) {
-        throw new errors.InvalidClientAuth('client assertion audience must be the issuer identifier');
-      }
-      const now = Math.floor(Date.now() / 1000);
-      const exp = Number(claims.exp);
-      if (exp - now > MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
-        throw new errors.InvalidClientAuth(`client assertion must expire within ${MAX_ASSERTION_LIFETIME_SECONDS} seconds`);
-      }
-      if (typeof claims.jti !== 'string' || claims.jti.length === 0 || claims.jti.length > MAX_ASSERTION_JTI_LENGTH) {
-        throw new errors.InvalidClientAuth(`client assertion jti must be a string of at most ${MAX_ASSERTION_JTI_LENGTH} characters`);
-      }
-      const fresh = await replay.markUsed(`assertion\0${tenant.id}\0${String(claims.iss)}\0${String(claims.jti)}`, exp + CLOCK_TOLERANCE_SECONDS);
+      const problem = assertionProblem(claims, issuer);
+      if (problem) throw new errors.InvalidClientAuth(problem);
+      const fresh = await replay.markUsed(assertionReplayId(tenant.id, String(claims.iss), claims.jti as string), assertionReplayUntil(claims.exp as number));
       if (!fresh) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
     },
     clientBasedCORS: () => false,

@@ -1,7 +1,8 @@
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { ParameterizedContext } from 'koa';
 import type { IssuerContext } from '../issuer/context.js';
-import { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from '../issuer/constants.js';
+import { CLOCK_TOLERANCE_SECONDS } from '../issuer/constants.js';
+import { assertionProblem, assertionReplayId, assertionReplayUntil } from '../issuer/client-assertion.js';
 import { CLIENT_ASSERTION_ALGS, type ClientService, type ClientWithResources } from '../clients/service.js';
 import type { SecretVerifier } from '../clients/secrets.js';
 import { findTenantClient, type AgentService } from '../agents/service.js';
@@ -92,16 +93,14 @@ async function authenticate(ctx: ParameterizedContext, form: Map<string, string>
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ['exp', 'jti'],
     });
-    const now = Math.floor(Date.now() / 1000);
-    if (payload.exp! - now > MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) throw new Error('too long');
-    if (typeof payload.jti !== 'string' || payload.jti.length > 256) throw new Error('bad jti');
-    jti = payload.jti;
+    if (assertionProblem(payload, issuer.issuer)) throw new Error('refused');
+    jti = payload.jti as string;
     exp = payload.exp!;
   } catch {
     throw new InvalidClient();
   }
   // Single use, in the store shared with the token endpoint (an outage there is a 503).
-  const fresh = await deps.replay.markUsed(`assertion\0${tenantId}\0${client.id}\0${jti}`, exp + CLOCK_TOLERANCE_SECONDS).catch(() => {
+  const fresh = await deps.replay.markUsed(assertionReplayId(tenantId, client.id, jti), assertionReplayUntil(exp)).catch(() => {
     throw new Unavailable('the service is temporarily unavailable');
   });
   if (!fresh) throw new InvalidClient();
