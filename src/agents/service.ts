@@ -5,7 +5,7 @@ import { Conflict, InvalidInput, NotFound } from '../shared/errors.js';
 import { randomId } from '../shared/ids.js';
 import { parseInput } from '../shared/validate.js';
 import type { ChangeEvents } from '../shared/changes.js';
-import { Lru } from '../shared/lru.js';
+import { TenantLookupCache } from '../shared/lru.js';
 import { resourceUri, scopeList } from '../resources/service.js';
 import { MAX_TOKEN_TTL } from '../tenants/service.js';
 import type { RevocationService } from '../tokens/revocations.js';
@@ -117,38 +117,29 @@ export function createAgentService(deps: {
   // The token path's view of delegations, cached like client rows (CLIENT_CACHE_TTL_MS): a
   // revocation or any change to the tenant drops the entry at once on this replica and, with
   // REDIS_URL, on every other (src/shared/redis.ts); a lost message is bounded by the lifetime.
-  const cache = new Lru<string, { delegation: ActiveDelegation | undefined; expiresAt: number; tenantId: string }>(10_000);
-  const cacheKey = (tenantId: string, agentId: string) => `${tenantId}\0${agentId}`;
-  let epoch = 0;
-  deps.changes.onClientChanged((tenantId, clientId) => {
-    epoch++;
-    cache.delete(cacheKey(tenantId, clientId));
-    // The agent itself changed (disabled, secret rotated): drop its installations everywhere.
-    cache.deleteWhere((_, v) => v.delegation?.agentTenantId === tenantId && v.delegation.agentId === clientId);
-  });
-  deps.changes.onTenantChanged((tenantId) => {
-    epoch++;
-    cache.deleteWhere((_, v) => v.tenantId === tenantId || v.delegation?.agentTenantId === tenantId);
-  });
+  const cache = new TenantLookupCache<ActiveDelegation | undefined>(10_000, now);
+  deps.changes.onClientChanged((tenantId, clientId) =>
+    // The agent itself changed (disabled, secret rotated): drop its installations everywhere too.
+    cache.drop(tenantId, clientId, (d) => d?.agentTenantId === tenantId && d.agentId === clientId));
+  deps.changes.onTenantChanged((tenantId) => cache.dropWhere((d, t) => t === tenantId || d?.agentTenantId === tenantId));
 
   const activeWhere = (at: Date) => ({ revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: at } }] });
 
   async function findActive(tenantId: string, agentId: string): Promise<ActiveDelegation | undefined> {
     if (typeof agentId !== 'string' || agentId.length === 0 || agentId.length > 64) return undefined;
-    const key = cacheKey(tenantId, agentId);
-    const t = now();
-    const hit = cache.get(key);
-    if (hit && hit.expiresAt > t) return hit.delegation;
-    const seen = epoch;
-    const d = await forTenant(deps.prisma, tenantId).delegation.findFirst({
-      where: { agentId, ...activeWhere(new Date(t)) },
-      include: withResources,
-    });
-    const delegation = d ? toActive(d) : undefined;
-    // Never cached past the delegation's own expiry, so an expired one stops at its instant.
-    const expiresAt = Math.min(t + CLIENT_CACHE_TTL_MS, delegation?.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY);
-    if (seen === epoch) cache.set(key, { delegation, expiresAt, tenantId });
-    return delegation;
+    return cache.get(
+      tenantId,
+      agentId,
+      async (t) => {
+        const d = await forTenant(deps.prisma, tenantId).delegation.findFirst({
+          where: { agentId, ...activeWhere(new Date(t)) },
+          include: withResources,
+        });
+        return d ? toActive(d) : undefined;
+      },
+      // Never cached past the delegation's own expiry, so an expired one stops at its instant.
+      (d, t) => Math.min(t + CLIENT_CACHE_TTL_MS, d?.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY),
+    );
   }
 
   return {

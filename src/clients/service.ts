@@ -9,7 +9,7 @@ import type { ChangeEvents } from '../shared/changes.js';
 import { resourceUri, scopeList } from '../resources/service.js';
 import { MAX_TOKEN_TTL } from '../tenants/service.js';
 import { hashSecret } from './secrets.js';
-import { Lru } from '../shared/lru.js';
+import { TenantLookupCache } from '../shared/lru.js';
 
 /** The client `bulkhead serve` creates in the system tenant on first start. */
 export const PLATFORM_ADMIN_CLIENT = 'platform-admin';
@@ -95,18 +95,9 @@ export const CLIENT_CACHE_TTL_MS = 5_000;
 /** Clients of a tenant: services (and, later, agents) that obtain tokens from its issuer. */
 export function createClientService(deps: { prisma: PrismaClient; changes: ChangeEvents; now?: () => number }) {
   const now = deps.now ?? Date.now;
-  const active = new Lru<string, { client: ClientWithResources | undefined; expiresAt: number; tenantId: string }>(10_000);
-  const cacheKey = (tenantId: string, clientId: string) => `${tenantId}\0${clientId}`;
-  // Bumped by every change, so a lookup that raced a change does not cache what it read.
-  let epoch = 0;
-  deps.changes.onClientChanged((tenantId, clientId) => {
-    epoch++;
-    active.delete(cacheKey(tenantId, clientId));
-  });
-  deps.changes.onTenantChanged((tenantId) => {
-    epoch++;
-    active.deleteWhere((_, v) => v.tenantId === tenantId);
-  });
+  const active = new TenantLookupCache<ClientWithResources | undefined>(10_000, now);
+  deps.changes.onClientChanged((tenantId, clientId) => active.drop(tenantId, clientId));
+  deps.changes.onTenantChanged((tenantId) => active.dropWhere((_, t) => t === tenantId));
 
   async function load(tenantId: string, clientId: string): Promise<ClientWithResources> {
     const c = await forTenant(deps.prisma, tenantId).client.findFirst({ where: { id: clientId }, include: withResources });
@@ -211,17 +202,18 @@ export function createClientService(deps: { prisma: PrismaClient; changes: Chang
     /** The token path's lookup: an active client of this tenant with its resources, or undefined. */
     async findActive(tenantId: string, clientId: string): Promise<ClientWithResources | undefined> {
       if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 64) return undefined;
-      const key = cacheKey(tenantId, clientId);
-      const hit = active.get(key);
-      if (hit && hit.expiresAt > now()) return hit.client;
-      const seen = epoch;
-      const c = await forTenant(deps.prisma, tenantId).client.findFirst({
-        where: { id: clientId, status: 'active' },
-        include: withResources,
-      });
-      const client = (c as ClientWithResources | null) ?? undefined;
-      if (seen === epoch) active.set(key, { client, expiresAt: now() + CLIENT_CACHE_TTL_MS, tenantId });
-      return client;
+      return active.get(
+        tenantId,
+        clientId,
+        async () => {
+          const c = await forTenant(deps.prisma, tenantId).client.findFirst({
+            where: { id: clientId, status: 'active' },
+            include: withResources,
+          });
+          return (c as ClientWithResources | null) ?? undefined;
+        },
+        (_, loadedAt) => loadedAt + CLIENT_CACHE_TTL_MS,
+      );
     },
   };
 }

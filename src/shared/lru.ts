@@ -40,3 +40,45 @@ export class Lru<K, V> {
     return this.#map.size;
   }
 }
+
+/**
+ * A read-through cache of per-tenant lookups for the token path: each entry lives until its own
+ * expiry, the LRU bounds its size, and `drop` invalidates entries. A load that was in flight
+ * while anything was dropped is returned but not cached, so a lookup racing a change (a
+ * revocation, a disabled client) never puts what it read before the change back in the cache.
+ */
+export class TenantLookupCache<V> {
+  readonly #lru: Lru<string, { value: V; expiresAt: number; tenantId: string }>;
+  #epoch = 0;
+
+  constructor(maxSize: number, private readonly now: () => number = Date.now) {
+    this.#lru = new Lru(maxSize);
+  }
+
+  /**
+   * The cached value for (tenant, id), or `load()`'s, kept until `expiresAt(value, loadedAt)`.
+   */
+  async get(tenantId: string, id: string, load: (loadedAt: number) => Promise<V>, expiresAt: (value: V, loadedAt: number) => number): Promise<V> {
+    const key = `${tenantId}\0${id}`;
+    const t = this.now();
+    const hit = this.#lru.get(key);
+    if (hit && hit.expiresAt > t) return hit.value;
+    const seen = this.#epoch;
+    const value = await load(t);
+    if (seen === this.#epoch) this.#lru.set(key, { value, expiresAt: expiresAt(value, t), tenantId });
+    return value;
+  }
+
+  /** Drops (tenant, id), and every entry `also` matches. */
+  drop(tenantId: string, id: string, also?: (value: V, tenantId: string) => boolean): void {
+    this.#epoch++;
+    this.#lru.delete(`${tenantId}\0${id}`);
+    if (also) this.#lru.deleteWhere((_, e) => also(e.value, e.tenantId));
+  }
+
+  /** Drops every entry `match` matches. */
+  dropWhere(match: (value: V, tenantId: string) => boolean): void {
+    this.#epoch++;
+    this.#lru.deleteWhere((_, e) => match(e.value, e.tenantId));
+  }
+}

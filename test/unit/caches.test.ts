@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Lru } from '../../src/shared/lru.js';
+import { Lru, TenantLookupCache } from '../../src/shared/lru.js';
 import { createSecretVerifier, hashSecret } from '../../src/clients/secrets.js';
 import { memoryReplayStore } from '../../src/shared/replay.js';
 
@@ -78,5 +78,49 @@ describe('replay store', () => {
     expect(await r.markUsed('b', 10)).toBe(true);
     expect(await r.markUsed('c', 10)).toBe(false);
     expect(await r.markUsed('a', 10)).toBe(false);
+  });
+});
+
+describe('TenantLookupCache', () => {
+  it('serves a value until its expiry, then loads again', async () => {
+    let t = 1_000;
+    const cache = new TenantLookupCache<string>(10, () => t);
+    let loads = 0;
+    const load = async () => `v${++loads}`;
+    expect(await cache.get('a', 'x', load, (_, at) => at + 100)).toBe('v1');
+    t += 99;
+    expect(await cache.get('a', 'x', load, (_, at) => at + 100)).toBe('v1');
+    t += 1;
+    expect(await cache.get('a', 'x', load, (_, at) => at + 100)).toBe('v2');
+  });
+
+  it('a load that raced a drop is returned but not cached', async () => {
+    const cache = new TenantLookupCache<string>(10);
+    let release!: () => void;
+    const slow = cache.get('a', 'x', () => new Promise<string>((r) => (release = () => r('stale'))), () => Infinity);
+    cache.drop('a', 'x');
+    release();
+    expect(await slow).toBe('stale');
+    expect(await cache.get('a', 'x', async () => 'fresh', () => Infinity)).toBe('fresh');
+  });
+
+  it('drop and dropWhere remove by key, by value and by tenant, and nothing else', async () => {
+    const cache = new TenantLookupCache<{ owner: string }>(10);
+    const fill = async (tenant: string, id: string, owner: string) => cache.get(tenant, id, async () => ({ owner }), () => Infinity);
+    await fill('a', '1', 'p');
+    await fill('a', '2', 'q');
+    await fill('b', '3', 'q');
+    await fill('c', '4', 'r');
+    await fill('d', '5', 'z');
+    cache.drop('a', '1', (v) => v.owner === 'q');
+    cache.dropWhere((_, tenant) => tenant === 'c');
+    const reloaded: string[] = [];
+    for (const [tenant, id] of [['a', '1'], ['a', '2'], ['b', '3'], ['c', '4']] as const) {
+      await cache.get(tenant, id, async () => (reloaded.push(`${tenant}${id}`), { owner: 'new' }), () => Infinity);
+    }
+    expect(reloaded).toEqual(['a1', 'a2', 'b3', 'c4']);
+    // Untouched by either drop: still cached.
+    await cache.get('d', '5', async () => (reloaded.push('d5'), { owner: 'x' }), () => Infinity);
+    expect(reloaded).not.toContain('d5');
   });
 });
