@@ -14,6 +14,7 @@ import { localChangeEvents } from './shared/changes.js';
 import { memoryReplayStore } from './shared/replay.js';
 import { redisSharedState } from './shared/redis.js';
 import { createRateLimits } from './limits/index.js';
+import { createAuditService } from './audit/service.js';
 import { pino, type Logger } from 'pino';
 
 /**
@@ -41,10 +42,12 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
     publicUrl: config.publicUrl,
     logger,
   });
+  const audit = createAuditService({ prisma: db.prisma, logger });
   return {
-    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits,
-    /** Releases what the services hold besides the database (the Redis connections). */
+    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits, audit,
+    /** Writes the audit events still queued, then releases what the services hold besides the database (the Redis connections). */
     close: async () => {
+      await audit.close();
       await Promise.all([shared?.close(), limits.close()]);
     },
   };

@@ -150,7 +150,11 @@ export function authorizeAdmin(router: Router): Middleware {
     const layer = router.match(ctx.path, ctx.method).pathAndMethod.filter((l) => l.methods.length > 0).at(-1);
     if (!layer) throw new NotFound('not found');
     const params = layer.params(ctx.path, layer.captures(ctx.path) ?? []) as Record<string, string | undefined>;
-    authorize(admin, `${ctx.method === 'HEAD' ? 'GET' : ctx.method} ${String(layer.path)}`, params.tenant);
+    const route = `${ctx.method === 'HEAD' ? 'GET' : ctx.method} ${String(layer.path)}`;
+    // For the audit trail (src/audit/http.ts): which route, which tenant, and whether it was allowed there.
+    ctx.state.adminRoute = { route, tenant: params.tenant };
+    authorize(admin, route, params.tenant);
+    ctx.state.adminAuthorized = true;
     await next();
   };
 }

@@ -132,6 +132,18 @@ export const openApiDocument = {
         parameters: [tenantParam, pathParam('delegation')],
       }),
     },
+    '/admin/tenants/{tenant}/audit': {
+      get: op("The tenant's audit trail in chain order: the newest `limit` events, or with `after` the events following that seq (to follow the trail)", 'AuditEventList', {
+        parameters: [
+          tenantParam,
+          { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          { name: 'after', in: 'query', required: false, schema: { type: 'integer', minimum: 0 } },
+        ],
+      }),
+    },
+    '/admin/tenants/{tenant}/audit/verify': {
+      get: op("Recompute the tenant's hash chain (hash = SHA-256(prev_hash || canonical event)) from its first event and report the first broken link", 'AuditVerification', { parameters: [tenantParam] }),
+    },
   },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
@@ -195,6 +207,28 @@ export const openApiDocument = {
         properties: {
           client_id: { type: 'string' },
           not_before: { type: 'string', format: 'date-time', description: "tokens issued before this instant are inactive (the cutoff is in whole seconds, rounded up)" },
+        },
+      },
+      AuditEvent: {
+        type: 'object',
+        description: 'One decision or change. Never a token, secret or key.',
+        properties: {
+          seq: { type: 'integer' }, time: { type: 'string', format: 'date-time' }, tenant_id: { type: 'string' },
+          type: { type: 'string', description: 'token.issued, token.exchanged, token.refused, token.revoked, rate_limit.exceeded, client.created, key.rotated, delegation.granted, ...' },
+          outcome: { enum: ['success', 'refused', 'failed'] }, reason: { type: ['string', 'null'], description: 'the error code of a refusal' },
+          actor: { type: ['string', 'null'] }, client_id: { type: ['string', 'null'] }, subject: { type: ['string', 'null'] }, jti: { type: ['string', 'null'] },
+          scopes: { type: 'array', items: { type: 'string' } }, audience: { type: ['string', 'null'] }, request_id: { type: ['string', 'null'] },
+          client_ip: { type: ['string', 'null'] }, detail: { type: ['object', 'null'] }, prev_hash: { type: 'string' }, hash: { type: 'string' },
+        },
+      },
+      AuditEventList: { type: 'object', properties: { events: { type: 'array', items: { $ref: '#/components/schemas/AuditEvent' } } } },
+      AuditVerification: {
+        type: 'object',
+        required: ['tenant_id', 'ok', 'events', 'head'],
+        properties: {
+          tenant_id: { type: 'string' }, ok: { type: 'boolean' }, events: { type: 'integer', description: 'events checked' },
+          head: { type: 'object', properties: { seq: { type: 'integer' }, hash: { type: 'string' } } },
+          broken: { type: 'object', description: 'the first broken link', properties: { seq: { type: 'integer' }, problem: { type: 'string' } } },
         },
       },
       DelegationTokensRevoked: {

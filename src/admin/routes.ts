@@ -8,6 +8,37 @@ import { InvalidInput } from '../shared/errors.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE, authorizeAdmin, requireAdmin, type AdminPrincipal } from './auth.js';
 import { openApiDocument, revokeTokenInput } from './openapi.js';
+import { auditAdminChanges } from '../audit/http.js';
+import { eventToJson } from '../audit/event.js';
+import { MAX_LIST } from '../audit/service.js';
+
+/**
+ * The audit event type of each admin route that changes something (src/audit/http.ts records one
+ * event per such request, allowed or refused). test/audit checks every changing route is here.
+ */
+export const ADMIN_EVENT_TYPES: Readonly<Record<string, string>> = {
+  'POST /admin/tenants': 'tenant.created',
+  'POST /admin/tenants/:tenant/suspend': 'tenant.suspended',
+  'POST /admin/tenants/:tenant/resume': 'tenant.resumed',
+  'POST /admin/tenants/:tenant/keys/rotate': 'key.rotated',
+  'POST /admin/tenants/:tenant/keys/:kid/revoke': 'key.revoked',
+  'POST /admin/tenants/:tenant/resources': 'resource.created',
+  'POST /admin/tenants/:tenant/clients': 'client.created',
+  'POST /admin/tenants/:tenant/clients/:client/rotate-secret': 'client.secret_rotated',
+  'POST /admin/tenants/:tenant/clients/:client/disable': 'client.disabled',
+  'POST /admin/tenants/:tenant/agents': 'agent.created',
+  'POST /admin/tenants/:tenant/delegations': 'delegation.granted',
+  'POST /admin/tenants/:tenant/delegations/:delegation/revoke': 'delegation.revoked',
+  'POST /admin/tenants/:tenant/tokens/revoke': 'token.revoked',
+  'POST /admin/tenants/:tenant/clients/:client/revoke-tokens': 'tokens.revoked_all',
+  'POST /admin/tenants/:tenant/delegations/:delegation/revoke-tokens': 'tokens.revoked_all',
+};
+export const adminEventType = (route: string): string => ADMIN_EVENT_TYPES[route] ?? 'admin.change';
+
+const auditQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(MAX_LIST).default(50),
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+}).strict();
 
 /**
  * The admin HTTP API: JSON in and out, snake_case, every body validated with zod by the service
@@ -30,6 +61,8 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
   });
 
   router.use(requireAdmin(services.issuers));
+  // Around authorization, so a change refused there is in the trail too.
+  router.use(auditAdminChanges(services.audit, adminEventType));
   router.use(authorizeAdmin(router));
   router.use(async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
@@ -141,6 +174,18 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
     parseInput(noInput, await body(ctx));
     const d = await services.agents.get(tenant, ctx.params.delegation!);
     ctx.body = { delegation: d.id, client_id: d.client_id, ...(await services.revocations.revokeAllOf(tenant, d.client_id)) };
+  });
+
+  // Audit trail (src/audit): the newest events, or those after a seq (follow); chain verification.
+  router.get('/tenants/:tenant/audit', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    const q = parseInput(auditQuery, { ...ctx.query });
+    ctx.body = { events: (await services.audit.list(tenant, q)).map(eventToJson) };
+  });
+  router.get('/tenants/:tenant/audit/verify', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    const report = await services.audit.verify(tenant);
+    ctx.body = { tenant_id: tenant, ok: report.ok, events: report.events, head: report.head, ...(report.broken ? { broken: report.broken } : {}) };
   });
 
   return router;

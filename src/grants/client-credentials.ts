@@ -3,6 +3,7 @@ import { readBulkheadMetadata } from '../issuer/client-metadata.js';
 import { capTtl, decideClientCredentials, parseScopeParam, type Refusal } from './rules.js';
 import type { GrantDeps, IssuerContext } from '../issuer/context.js';
 import { tokenEndpointProof } from './dpop.js';
+import type { AuditFacts } from '../audit/http.js';
 
 /**
  * OAuth 2.0 client credentials grant (RFC 6749 §4.4) with resource indicators (RFC 8707), issuing
@@ -30,6 +31,11 @@ export function refusalError(r: Refusal): Error {
 export function asList(value: unknown): string[] {
   if (value === undefined) return [];
   return (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string');
+}
+
+/** The audit facts of an issued token (recorded by src/audit/http.ts before the token leaves). */
+function issuedFacts(clientId: string, jti: string, scopes: string[], audience: string, detail: Record<string, unknown>): AuditFacts {
+  return { type: 'token.issued', clientId, subject: clientId, jti, scopes, audience, detail };
 }
 
 export function handler(issuer: IssuerContext, deps: GrantDeps) {
@@ -62,6 +68,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
         ttl: capTtl(issuer.tenant.tokenTtl, meta.tokenTtl),
         ...(proofJkt ? { jkt: proofJkt } : {}),
       });
+      ctx.state.audit = issuedFacts(client.clientId, minted.jti, [], issuer.issuer, { agent_credential: true, dpop: Boolean(proofJkt) });
       ctx.body = { access_token: minted.token, token_type: proofJkt ? 'DPoP' : 'Bearer', expires_in: minted.expiresIn };
       return;
     }
@@ -86,6 +93,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
       ...(proofJkt ? { jkt: proofJkt } : {}),
     });
 
+    ctx.state.audit = issuedFacts(client.clientId, minted.jti, decision.scopes, decision.audience, { dpop: Boolean(proofJkt) });
     ctx.body = {
       access_token: minted.token,
       token_type: proofJkt ? 'DPoP' : 'Bearer',

@@ -10,6 +10,7 @@ import {
 } from './exchange-rules.js';
 import { verifyPresentedToken } from './presented-token.js';
 import { tokenEndpointProof } from './dpop.js';
+import type { AuditFacts } from '../audit/http.js';
 
 /**
  * OAuth 2.0 Token Exchange (RFC 8693) at `/t/T/token`: an agent (or a client of T) trades a
@@ -49,6 +50,8 @@ interface Ceiling {
   ttl: number | null;
   notAfter: number | null;
   requireDpop: boolean;
+  /** The delegation that set it, for an agent. */
+  delegation?: string;
 }
 
 export function handler(issuer: IssuerContext, deps: GrantDeps) {
@@ -89,6 +92,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
         ttl: d.tokenTtl,
         notAfter: d.expiresAt ? Math.floor(d.expiresAt.getTime() / 1000) : null,
         requireDpop: d.requireDpop,
+        delegation: d.id,
       };
     } else {
       ceiling = { scopes: meta.scopes, resources: meta.resources, ttl: null, notAfter: null, requireDpop: false };
@@ -164,6 +168,21 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
       exchangedFrom: lineage,
     });
 
+    ctx.state.audit = {
+      type: 'token.exchanged',
+      clientId,
+      subject: subject.sub,
+      jti: minted.jti,
+      scopes,
+      audience: resource.uri,
+      detail: {
+        subject_jti: subject.jti,
+        subject_client_id: subject.client_id,
+        ...(act ? { act } : {}),
+        ...(ceiling.delegation ? { delegation: ceiling.delegation } : {}),
+        dpop: Boolean(jkt),
+      },
+    } satisfies AuditFacts;
     ctx.body = {
       access_token: minted.token,
       issued_token_type: TOKEN_TYPE.accessToken,

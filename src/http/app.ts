@@ -133,7 +133,7 @@ export function createApp(services: Services, metrics: Metrics, logger: Logger):
     revocations: services.revocations,
     maxBodyBytes: services.config.maxBodyBytes,
   });
-  app.use(tenantDispatcher({ registry: services.issuers, publicUrl: services.config.publicUrl, maxBodyBytes: services.config.maxBodyBytes, endpoints, limits: services.limits }));
+  app.use(tenantDispatcher({ registry: services.issuers, publicUrl: services.config.publicUrl, maxBodyBytes: services.config.maxBodyBytes, endpoints, limits: services.limits, audit: services.audit }));
   app.use(async function notFound() {
     throw new NotFound('not found');
   });

@@ -9,6 +9,8 @@ import type { IssuerRegistry } from './registry.js';
 import type { IssuerContext } from './context.js';
 import type { TokenEndpoints } from '../tokens/endpoints.js';
 import { enforceRateLimits, type RateLimits } from '../limits/index.js';
+import type { AuditService } from '../audit/service.js';
+import { auditedEndpoint, rateLimitEvent } from '../audit/http.js';
 
 /**
  * Routes `/t/<tenant>/...` (and RFC 8414's `/.well-known/oauth-authorization-server/t/<tenant>`)
@@ -79,7 +81,17 @@ function noCredentialsIsInvalidClient(ctx: ParameterizedContext): void {
   ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
 }
 
-export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: string; maxBodyBytes: number; endpoints: TokenEndpoints; limits?: RateLimits }): Middleware {
+export interface DispatcherOptions {
+  registry: IssuerRegistry;
+  publicUrl: string;
+  maxBodyBytes: number;
+  endpoints: TokenEndpoints;
+  /** Every decision at the token and revocation endpoints is recorded here before it is answered. */
+  audit: AuditService;
+  limits?: RateLimits;
+}
+
+export function tenantDispatcher(opts: DispatcherOptions): Middleware {
   const origin = new URL(opts.publicUrl);
   return async function dispatchToTenantIssuer(ctx, next) {
     const route = parseTenantPath(ctx.path);
@@ -98,47 +110,61 @@ export function tenantDispatcher(opts: { registry: IssuerRegistry; publicUrl: st
       throw new PayloadTooLarge(`request body must not exceed ${opts.maxBodyBytes} bytes`);
     }
     // Quotas (src/limits): per claimed client and per tenant, before any authentication work.
-    if (kind !== 'discovery' && opts.limits && (await enforceRateLimits(ctx, opts.limits, route.tenantId, opts.maxBodyBytes))) return undefined;
-    if (kind === 'introspect' || kind === 'revoke') return opts.endpoints[kind](ctx, issuer);
-    if (kind === 'token' && ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
-      await checkFormForProvider(ctx, opts.maxBodyBytes);
+    // A 429 is audited once per bucket window, without waiting: a flood must stay cheap.
+    if (kind !== 'discovery' && opts.limits && (await enforceRateLimits(ctx, opts.limits, route.tenantId, opts.maxBodyBytes))) {
+      const event = rateLimitEvent(ctx, route.tenantId);
+      if (event) opts.audit.recordLater(event);
+      return undefined;
     }
-
-    // oidc-provider builds endpoint URLs from the request; make them the public ones, whatever
-    // Host header this request came with.
-    Object.defineProperty(ctx.request, 'origin', { value: origin.origin, configurable: true });
-    Object.defineProperty(ctx.request, 'protocol', { value: origin.protocol.slice(0, -1), configurable: true });
-    Object.defineProperty(ctx.request, 'host', { value: origin.host, configurable: true });
-
-    const mountPath = `/t/${route.tenantId}`;
-    const prev = ctx.path;
-    ctx.path = route.rest;
-    (ctx as { mountPath?: string }).mountPath = mountPath;
-    try {
-      await providerMiddleware(issuer.provider)(ctx, async () => {});
-    } finally {
-      ctx.path = prev;
-    }
-    if (ctx.status === 404 && !ctx.body) throw new NotFound('not found');
-    if (kind === 'token') {
-      noCredentialsIsInvalidClient(ctx);
-      // RFC 9110 §15.5.2: every 401 carries a challenge. oidc-provider sends one only when the
-      // client used the Authorization header (RFC 6749 §5.2); the other methods get it here.
-      if (ctx.status === 401 && !ctx.response.get('WWW-Authenticate')) ctx.set('WWW-Authenticate', `Basic realm="${issuer.issuer}"`);
-    }
-    if (kind === 'discovery' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
-      const body = { ...(ctx.body as Record<string, unknown>) };
-      for (const k of UNSERVED_METADATA) delete body[k];
-      body.response_types_supported = [];
-      // Bulkhead's own RFC 7662 / RFC 7009 endpoints (src/tokens/endpoints.ts), same client auth.
-      const methods = body.token_endpoint_auth_methods_supported;
-      Object.assign(body, {
-        introspection_endpoint: `${issuer.issuer}/introspect`,
-        introspection_endpoint_auth_methods_supported: methods,
-        revocation_endpoint: `${issuer.issuer}/revoke`,
-        revocation_endpoint_auth_methods_supported: methods,
-      });
-      ctx.body = body;
-    }
+    if (kind === 'introspect') return opts.endpoints.introspect(ctx, issuer);
+    // Every answer of the token and revocation endpoints is one audit event, committed first.
+    const audited = auditedEndpoint(opts.audit, kind === 'revoke' ? 'revoke' : 'token', route.tenantId, opts.maxBodyBytes);
+    if (kind === 'revoke') return audited(ctx, () => opts.endpoints.revoke(ctx, issuer));
+    if (kind === 'token') return audited(ctx, () => runIssuer(ctx, issuer, route, kind, origin, opts.maxBodyBytes));
+    return runIssuer(ctx, issuer, route, kind, origin, opts.maxBodyBytes);
   };
+}
+
+/** Runs the tenant's oidc-provider for a token or discovery request, and shapes its answer. */
+async function runIssuer(ctx: ParameterizedContext, issuer: IssuerContext, route: Route, kind: 'token' | 'discovery', origin: URL, maxBodyBytes: number): Promise<void> {
+  if (kind === 'token' && ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
+    await checkFormForProvider(ctx, maxBodyBytes);
+  }
+
+  // oidc-provider builds endpoint URLs from the request; make them the public ones, whatever
+  // Host header this request came with.
+  Object.defineProperty(ctx.request, 'origin', { value: origin.origin, configurable: true });
+  Object.defineProperty(ctx.request, 'protocol', { value: origin.protocol.slice(0, -1), configurable: true });
+  Object.defineProperty(ctx.request, 'host', { value: origin.host, configurable: true });
+
+  const mountPath = `/t/${route.tenantId}`;
+  const prev = ctx.path;
+  ctx.path = route.rest;
+  (ctx as { mountPath?: string }).mountPath = mountPath;
+  try {
+    await providerMiddleware(issuer.provider)(ctx, async () => {});
+  } finally {
+    ctx.path = prev;
+  }
+  if (ctx.status === 404 && !ctx.body) throw new NotFound('not found');
+  if (kind === 'token') {
+    noCredentialsIsInvalidClient(ctx);
+    // RFC 9110 §15.5.2: every 401 carries a challenge. oidc-provider sends one only when the
+    // client used the Authorization header (RFC 6749 §5.2); the other methods get it here.
+    if (ctx.status === 401 && !ctx.response.get('WWW-Authenticate')) ctx.set('WWW-Authenticate', `Basic realm="${issuer.issuer}"`);
+  }
+  if (kind === 'discovery' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+    const body = { ...(ctx.body as Record<string, unknown>) };
+    for (const k of UNSERVED_METADATA) delete body[k];
+    body.response_types_supported = [];
+    // Bulkhead's own RFC 7662 / RFC 7009 endpoints (src/tokens/endpoints.ts), same client auth.
+    const methods = body.token_endpoint_auth_methods_supported;
+    Object.assign(body, {
+      introspection_endpoint: `${issuer.issuer}/introspect`,
+      introspection_endpoint_auth_methods_supported: methods,
+      revocation_endpoint: `${issuer.issuer}/revoke`,
+      revocation_endpoint_auth_methods_supported: methods,
+    });
+    ctx.body = body;
+  }
 }

@@ -10,6 +10,7 @@ import type { ReplayStore } from '../shared/replay.js';
 import { BulkheadError, InvalidInput, Unavailable } from '../shared/errors.js';
 import { bufferBody, parseBasicCredentials } from '../http/body.js';
 import { verifyPresentedToken } from '../grants/presented-token.js';
+import type { AuditFacts } from '../audit/http.js';
 import { MAX_JTI_LENGTH, type RevocationService } from './revocations.js';
 
 /**
@@ -150,6 +151,7 @@ async function handle(kind: 'introspect' | 'revoke', ctx: ParameterizedContext, 
         return;
       }
       await deps.revocations.revoke(issuer.tenant.id, t.jti, t.exp);
+      ctx.state.audit = { type: 'token.revoked', clientId: caller.id, subject: t.sub, jti: t.jti, scopes: t.scopes, audience: t.aud[0] } satisfies AuditFacts;
     }
     ctx.status = 200;
     ctx.body = {};

@@ -63,6 +63,8 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
       delegations: (await b.admin('GET', `/tenants/${B}/delegations`)).body.delegations,
       revoked: await prisma.revokedToken.count({ where: { tenantId: B } }),
       cutoffs: await prisma.tokenCutoff.count({ where: { tenantId: B } }),
+      // A's attempts are in A's own trail, never written into B's.
+      audit: await prisma.auditEvent.count({ where: { tenantId: B } }),
     };
   }
 

@@ -41,6 +41,13 @@ describe('database unavailable (postgres)', () => {
     expect(cold.body).toEqual({ error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' });
   });
 
+  it('a warm client whose token could be minted from memory alone still gets no token: its audit record cannot be written', async () => {
+    // Issuer, client and verified secret are all cached: only the audit trail needs the database.
+    const res = await tokenRequest(b, 'acme', { grant_type: 'client_credentials' }, { basic: [acme.client_id, acme.client_secret!] });
+    expect(res.status, JSON.stringify(res.body)).toBe(503);
+    expect(res.body).toEqual({ error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' });
+  });
+
   it('a token exchange whose delegation must be read gets the 503 too, not a 500', async () => {
     const res = await tokenRequest(b, 'acme', {
       grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',

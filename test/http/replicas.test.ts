@@ -82,6 +82,18 @@ describe('two replicas sharing PostgreSQL and Redis', () => {
     expect(res.body.error).toBe('invalid_client');
   });
 
+  it('both replicas append to one audit chain per tenant: concurrent issuance leaves seq 1..n linked, one event per token', async () => {
+    const before = (await r1.admin('GET', '/tenants/vendor/audit/verify')).body;
+    expect(before.ok).toBe(true);
+    const sent = await Promise.all(Array.from({ length: 60 }, (_, i) => tokenRequest(at(i % 2 ? r1 : r2), 'vendor', { grant_type: 'client_credentials' }, { basic: [agent.client_id, agent.client_secret] })));
+    expect(sent.map((r) => r.status)).toEqual(sent.map(() => 200));
+    const after = (await r2.admin('GET', '/tenants/vendor/audit/verify')).body;
+    expect(after).toMatchObject({ ok: true, events: before.events + 60, head: { seq: before.head.seq + 60 } });
+    const events = (await r1.admin('GET', `/tenants/vendor/audit?after=${before.head.seq}&limit=1000`)).body.events as Array<{ jti: string; type: string }>;
+    const jtis = sent.map((r) => JSON.parse(Buffer.from(r.body.access_token.split('.')[1], 'base64url').toString()).jti).sort();
+    expect(events.filter((e) => e.type === 'token.issued').map((e) => e.jti).sort()).toEqual(jtis);
+  });
+
   it('the change bus ignores malformed messages and its own echoes', async () => {
     const pub = new Redis(REDIS_URL);
     try {
