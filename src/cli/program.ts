@@ -87,6 +87,11 @@ const CLIENT_COLUMNS = ['client_id', 'name', 'kind', 'token_endpoint_auth_method
 const AGENT_COLUMNS = ['client_id', 'name', 'kind', 'token_endpoint_auth_method', 'token_ttl', 'status'];
 const DELEGATION_COLUMNS = ['id', 'client_id', 'agent_tenant', 'scopes', 'resources', 'status', 'expires_at', 'token_ttl', 'require_dpop'];
 const DELEGATION_RECORD = [...DELEGATION_COLUMNS, 'created_by', 'created_at', 'revoked_at'];
+const AUDIT_COLUMNS = ['seq', 'time', 'type', 'outcome', 'reason', 'actor', 'subject', 'scopes', 'audience', 'jti'];
+const positive = (max: number) => (value: string) => {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) throw new InvalidArgumentError(`expected a whole number from 1 to ${max}`);
+  return Number(value);
+};
 const SECRET_NOTE = 'Store the client_secret now: it is not shown again.';
 
 /**
@@ -313,6 +318,47 @@ export function buildProgram(io: CliIo): Command {
         : `/tenants/${enc(o.tenant)}/delegations/${enc(o.delegation)}/revoke-tokens`;
       const r = await admin().call<Row>('POST', route);
       emit(o, r, () => record({ tenant: o.tenant, ...r }, ['tenant', 'delegation', 'client_id', 'not_before']));
+    });
+
+  // audit
+  const audit = group('audit', "read and verify a tenant's tamper-evident audit trail");
+  sub(audit, 'tail', "print a tenant's newest audit events (oldest first); --follow keeps printing new ones")
+    .requiredOption('--tenant <id>', 'tenant')
+    .option('--limit <n>', 'how many of the newest events (1-1000)', positive(1000), 20)
+    .option('--follow', 'keep polling for new events until interrupted (with --json: one JSON document per line, per event)')
+    .option('--interval <ms>', 'how often --follow polls, in milliseconds', positive(60_000), 1000)
+    .action(async (o) => {
+      const base = `/tenants/${enc(o.tenant)}/audit`;
+      const { events } = await admin().call<{ events: Row[] }>('GET', `${base}?limit=${o.limit}`);
+      if (!o.follow) {
+        emit(o, events, () => (events.length ? table(events, AUDIT_COLUMNS) : '(no audit events)'));
+        return;
+      }
+      // One line per event as it comes (a table cannot be aligned ahead of rows not yet seen).
+      const cell = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') || '-' : String(v));
+      const print = (batch: Row[]) => {
+        for (const e of batch) io.out(o.json ? JSON.stringify(e) : AUDIT_COLUMNS.map((c) => cell(e[c])).join('  '));
+      };
+      if (!o.json) io.out(AUDIT_COLUMNS.map((c) => c.toUpperCase()).join('  '));
+      print(events);
+      let after = Number(events.at(-1)?.seq ?? 0);
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, o.interval));
+        const { events: next } = await admin().call<{ events: Row[] }>('GET', `${base}?after=${after}&limit=1000`);
+        print(next);
+        if (next.length) after = Number(next.at(-1)!.seq);
+      }
+    });
+  sub(audit, 'verify', "recompute a tenant's audit hash chain and report the first broken link (exit 1 if broken)")
+    .requiredOption('--tenant <id>', 'tenant')
+    .action(async (o) => {
+      const r = await admin().call<{ ok: boolean; events: number; head: { seq: number }; broken?: { seq: number; problem: string } }>('GET', `/tenants/${enc(o.tenant)}/audit/verify`);
+      emit(o, r, () =>
+        r.ok
+          ? `audit trail of ${o.tenant} verified: ${r.events} event(s), chain intact up to event ${r.head.seq}`
+          : `audit trail of ${o.tenant} is BROKEN at event ${r.broken!.seq}: ${r.broken!.problem} (${r.events} event(s) before it verified)`,
+      );
+      if (!r.ok) throw new CliFailure(`audit trail of ${o.tenant} is broken at event ${r.broken!.seq}`);
     });
 
   return program;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SignJWT, createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import { freePort, startTestBroker, tokenRequest, type TestBroker } from '../support/broker.js';
+import { BIN, MIGRATIONS, runBin } from '../support/cli.js';
 import { AUTH_METHODS, GRANT_TYPES } from '../../src/clients/service.js';
 import { CLI_AUTH_METHODS, CLI_GRANT_TYPES } from '../../src/cli/program.js';
 
@@ -19,40 +19,6 @@ const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
  * Subprocesses are spawned asynchronously, never with spawnSync: the broker runs in this process
  * and must keep serving while the CLI waits for it.
  */
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'dist/cli/bin.js');
-const MIGRATIONS = readdirSync(path.join(ROOT, 'prisma/migrations'), { withFileTypes: true })
-  .filter((d) => d.isDirectory())
-  .map((d) => d.name)
-  .sort();
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `bulkhead ...args` with only the given environment (plus PATH/HOME). */
-function runBin(args: string[], env: Record<string, string | undefined>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: os.tmpdir(),
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** Keys of every object in a JSON value, at any depth. */
 function allKeys(value: unknown): string[] {
@@ -158,7 +124,7 @@ describe('bulkhead CLI against a running broker', { timeout: 60_000 }, () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^Usage: bulkhead \[options\] \[command\]/);
-    for (const cmd of ['serve', 'migrate', 'tenant', 'key', 'resource', 'client', 'agent', 'delegation', 'token']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
+    for (const cmd of ['serve', 'migrate', 'tenant', 'key', 'resource', 'client', 'agent', 'delegation', 'token', 'audit']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
 
     const sub = await cli('client', 'create', '--help');
     expect(sub.code).toBe(0);
