@@ -102,13 +102,16 @@ export function requireAdmin(registry: IssuerRegistry): Middleware {
 
 /**
  * Routes only platform admins may call, even on a tenant admin's own tenant: creating tenants,
- * and suspending or resuming one (a tenant must not lift its own suspension, and suspending
- * itself would lock its admins out). Keys are `METHOD template` as the router declares them.
+ * suspending or resuming one (a tenant must not lift its own suspension, and suspending itself
+ * would lock its admins out), and setting a tenant's own rate limit. Keys are `METHOD template` as the router declares them.
  */
 export const PLATFORM_ONLY_ROUTES: ReadonlySet<string> = new Set([
   'POST /admin/tenants',
   'POST /admin/tenants/:tenant/suspend',
   'POST /admin/tenants/:tenant/resume',
+  // A tenant's own rate limit is the platform's budget for it: its admins may read it and share it
+  // out between their clients (PUT .../clients/:client/limits, capped by it), never raise it.
+  'PUT /admin/tenants/:tenant/limits',
 ]);
 
 /**

@@ -5,6 +5,7 @@ import { createClientInput } from '../clients/service.js';
 import { createAgentInput, grantDelegationInput } from '../agents/service.js';
 import { KEY_ALGORITHMS } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE } from './auth.js';
+import { setRateLimitInput } from '../limits/overrides.js';
 
 /**
  * Body of `POST /admin/tenants/{tenant}/tokens/revoke`: a token id as Bulkhead mints them
@@ -132,6 +133,21 @@ export const openApiDocument = {
         parameters: [tenantParam, pathParam('delegation')],
       }),
     },
+    '/admin/tenants/{tenant}/limits': {
+      get: op("The tenant's rate limits: its own rate (override and rate in force), the default client rate, and every client override", 'TenantLimits', { parameters: [tenantParam] }),
+      put: op(
+        "Set the tenant's own rate (requests/s, all its clients together at /token, /introspect and /revoke), or null for RATE_LIMIT_TENANT_RPS. 0 is refused. Platform admins only; effective at once on every replica",
+        'TenantLimits',
+        { parameters: [tenantParam], requestBody: { required: true, ...json('SetRateLimit') } },
+      ),
+    },
+    '/admin/tenants/{tenant}/clients/{client_id}/limits': {
+      put: op(
+        "Set one client's rate (requests/s), or null for RATE_LIMIT_CLIENT_RPS. 0 is refused, and so is a rate above the tenant's rate in force (400). Tenant admins may set their clients' rates",
+        'ClientLimit',
+        { parameters: [tenantParam, pathParam('client_id')], requestBody: { required: true, ...json('SetRateLimit') } },
+      ),
+    },
   },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
@@ -195,6 +211,32 @@ export const openApiDocument = {
         properties: {
           client_id: { type: 'string' },
           not_before: { type: 'string', format: 'date-time', description: "tokens issued before this instant are inactive (the cutoff is in whole seconds, rounded up)" },
+        },
+      },
+      SetRateLimit: schema(setRateLimitInput),
+      ClientLimit: {
+        type: 'object',
+        required: ['client_id', 'rate_limit_rps', 'effective_rps'],
+        properties: {
+          client_id: { type: 'string' }, name: { type: 'string' },
+          rate_limit_rps: { type: ['integer', 'null'], description: 'the override; null = the default (RATE_LIMIT_CLIENT_RPS)' },
+          effective_rps: { type: 'integer', description: 'the rate of the client bucket in force; 0 = unlimited' },
+        },
+      },
+      TenantLimits: {
+        type: 'object',
+        required: ['tenant_id', 'tenant', 'client_default_rps', 'clients'],
+        properties: {
+          tenant_id: { type: 'string' },
+          tenant: {
+            type: 'object',
+            properties: {
+              rate_limit_rps: { type: ['integer', 'null'], description: 'the override; null = the default (RATE_LIMIT_TENANT_RPS)' },
+              effective_rps: { type: 'integer', description: 'the rate of the tenant bucket in force; 0 = unlimited' },
+            },
+          },
+          client_default_rps: { type: 'integer', description: 'RATE_LIMIT_CLIENT_RPS, for clients without an override; 0 = unlimited' },
+          clients: { type: 'array', items: { $ref: '#/components/schemas/ClientLimit' }, description: 'clients with an override' },
         },
       },
       DelegationTokensRevoked: {

@@ -143,6 +143,20 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
     ctx.body = { delegation: d.id, client_id: d.client_id, ...(await services.revocations.revokeAllOf(tenant, d.client_id)) };
   });
 
+  // Rate limits: the tenant's own rate (platform admins only, see PLATFORM_ONLY_ROUTES) and its
+  // clients' rates (tenant admins too, capped by the tenant's rate). src/limits/overrides.ts.
+  router.get('/tenants/:tenant/limits', async (ctx) => {
+    ctx.body = await services.rateLimits.show(await tenantOf(ctx));
+  });
+  router.put('/tenants/:tenant/limits', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    ctx.body = await services.rateLimits.setTenant(tenant, await body(ctx));
+  });
+  router.put('/tenants/:tenant/clients/:client/limits', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    ctx.body = await services.rateLimits.setClient(tenant, ctx.params.client!, await body(ctx));
+  });
+
   return router;
 }
 
