@@ -5,6 +5,7 @@ import { publishedKeys } from '../keys/lifecycle.js';
 import { SYSTEM_TENANT, TENANT_ID } from '../shared/ids.js';
 import { Forbidden, NotFound, Unauthorized } from '../shared/errors.js';
 import type { IssuerRegistry } from '../issuer/registry.js';
+import { MAX_JWT_LENGTH, exceedsJwtLength } from '../shared/jwt-size.js';
 
 /** The resource indicator (RFC 8707) of Bulkhead's own admin API, and the scope it requires. */
 export const ADMIN_AUDIENCE = 'urn:bulkhead:admin';
@@ -64,6 +65,12 @@ export function requireAdmin(registry: IssuerRegistry): Middleware {
       throw new Unauthorized('a Bearer access token from Bulkhead (the system tenant, or the tenant administered) is required');
     }
     const token = m[1]!;
+    // Before anything is decoded: no admin token of ours comes anywhere near this.
+    if (exceedsJwtLength(token)) {
+      const why = `the access token must not exceed ${MAX_JWT_LENGTH} characters`;
+      challenge(ctx, `, error="invalid_token", error_description="${why}"`);
+      throw new Unauthorized(why);
+    }
     const tenantId = claimedTenant(token);
     const issuer = tenantId ? await registry.get(tenantId) : undefined;
     let payload: JWTPayload;

@@ -5,6 +5,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAb
 import type { Logger } from 'pino';
 import { bufferBody, parseBasicCredentials } from '../http/body.js';
 import { effectiveRps, type RateLimitService } from './overrides.js';
+import { exceedsJwtLength } from '../shared/jwt-size.js';
 
 /**
  * Quotas on the token, introspection and revocation endpoints (issue 5, "Quotas and rate
@@ -176,7 +177,8 @@ export function claimedClientId(authorization: string | undefined, form: URLSear
   const id = form?.get('client_id');
   if (id) return id;
   const assertion = form?.get('client_assertion');
-  if (assertion) {
+  // An oversize assertion is not decoded here either (it is refused as invalid_client later).
+  if (assertion && !exceedsJwtLength(assertion)) {
     const payload = assertion.split('.')[1];
     try {
       const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { sub?: unknown; iss?: unknown };
