@@ -53,7 +53,7 @@ export const openApiDocument = {
       `Authenticate with a Bulkhead access token (client credentials, resource=${ADMIN_AUDIENCE}, scope=${ADMIN_SCOPE}).`,
       'Platform admins use a token from the system tenant (/t/system/token) and manage every tenant.',
       `Tenant admins use a token from their own tenant T (/t/T/token) and manage only T: every /admin/tenants/T/... route and GET /admin/tenants/T; GET /admin/tenants lists T alone.`,
-      "Another tenant's routes answer 404 not_found, exactly as for an unknown tenant; creating, suspending and resuming tenants is for platform admins only (403 insufficient_scope). A suspended tenant's admin tokens are refused (401).",
+      "Another tenant's routes answer 404 not_found, exactly as for an unknown tenant; creating, suspending and resuming tenants, and setting a tenant's own rate limit, is for platform admins only (403 insufficient_scope). A suspended tenant's admin tokens are refused (401).",
       `Every tenant is created with the resource ${ADMIN_AUDIENCE} (scope ${ADMIN_SCOPE}) registered in it; to give tenant T an admin, a platform admin creates a client in T with scopes=[${ADMIN_SCOPE}] and resources=[${ADMIN_AUDIENCE}] (\`bulkhead client create --tenant T --name admin --scopes ${ADMIN_SCOPE} --resources ${ADMIN_AUDIENCE}\`).`,
     ].join(' '),
   },

@@ -12,8 +12,9 @@ import { exceedsJwtLength } from '../shared/jwt-size.js';
  * limits"): one bucket per client of a tenant and one per tenant, so a noisy client or tenant
  * cannot starve the others.
  *
- * Buckets: rate-limiter-flexible counters of `rps` points over one-second windows (a bucket that
- * holds one second's worth and refills every second). `0` turns a bucket off. Counters live in
+ * Buckets: rate-limiter-flexible counters over one-second windows; a key may make `rps` requests
+ * per window (a bucket that holds one second's worth and refills every second). `0` turns a
+ * bucket off. Counters live in
  * memory (one replica), or in Redis when `REDIS_URL` is set, so N replicas enforce one limit.
  * Keys are prefixed with a hash of `PUBLIC_URL`: replicas of one broker share it, other brokers on
  * the same Redis do not share their buckets.
