@@ -14,6 +14,14 @@ import { SYSTEM_TENANT } from './shared/ids.js';
 import { forTenant } from './db/tenant-scope.js';
 import { PLATFORM_ADMIN_CLIENT } from './clients/service.js';
 
+/**
+ * Largest request head (request line and every header) the broker reads, bytes; Node answers
+ * `431 Request Header Fields Too Large` itself past it, before any of Bulkhead's code runs. Set
+ * here, not left to Node's default (16 KiB, changeable by `--max-http-header-size`): room for
+ * one maximal JWT in a header (a DPoP proof or an admin bearer token, 8 KiB: MAX_JWT_LENGTH)
+ * plus 4 KiB for everything else a client or proxy sends.
+ */
+export const MAX_HEADER_BYTES = 12 * 1024;
 
 export interface RunningBroker {
   url: string;
@@ -75,7 +83,7 @@ export async function startBroker(config: Config, logger: Logger = pino({ level:
     }, 10 * 60_000);
     sweep.unref();
     const app = createApp(services, metrics, logger);
-    const server = createServer(app.callback());
+    const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, app.callback());
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     server.maxHeadersCount = 100;

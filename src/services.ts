@@ -15,6 +15,7 @@ import { memoryReplayStore } from './shared/replay.js';
 import { redisSharedState } from './shared/redis.js';
 import { createRateLimits } from './limits/index.js';
 import { createAuditService } from './audit/service.js';
+import { createRateLimitService } from './limits/overrides.js';
 import { pino, type Logger } from 'pino';
 
 /**
@@ -35,16 +36,24 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const secrets = createSecretVerifier();
   const replay = shared?.replay ?? memoryReplayStore();
   const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer });
+  // Rate-limit overrides (per tenant, per client), cached per replica and dropped on the change bus.
+  const rateLimits = createRateLimitService({
+    prisma: db.prisma,
+    changes,
+    defaults: { clientRps: config.rateLimitClientRps, tenantRps: config.rateLimitTenantRps },
+    onLoadError: (tenant, err) => logger.warn({ tenant, err: err.message }, 'rate-limit overrides unavailable; limiting with the defaults'),
+  });
   const limits = createRateLimits({
     clientRps: config.rateLimitClientRps,
     tenantRps: config.rateLimitTenantRps,
     redisUrl: config.redisUrl,
     publicUrl: config.publicUrl,
     logger,
+    overrides: rateLimits,
   });
   const audit = createAuditService({ prisma: db.prisma, logger });
   return {
-    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits, audit,
+    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits, rateLimits, audit,
     /** Writes the audit events still queued, then releases what the services hold besides the database (the Redis connections). */
     close: async () => {
       await audit.close();

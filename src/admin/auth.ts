@@ -5,6 +5,7 @@ import { publishedKeys } from '../keys/lifecycle.js';
 import { SYSTEM_TENANT, TENANT_ID } from '../shared/ids.js';
 import { Forbidden, NotFound, Unauthorized } from '../shared/errors.js';
 import type { IssuerRegistry } from '../issuer/registry.js';
+import { MAX_JWT_LENGTH, exceedsJwtLength } from '../shared/jwt-size.js';
 
 /** The resource indicator (RFC 8707) of Bulkhead's own admin API, and the scope it requires. */
 export const ADMIN_AUDIENCE = 'urn:bulkhead:admin';
@@ -64,6 +65,12 @@ export function requireAdmin(registry: IssuerRegistry): Middleware {
       throw new Unauthorized('a Bearer access token from Bulkhead (the system tenant, or the tenant administered) is required');
     }
     const token = m[1]!;
+    // Before anything is decoded: no admin token of ours comes anywhere near this.
+    if (exceedsJwtLength(token)) {
+      const why = `the access token must not exceed ${MAX_JWT_LENGTH} characters`;
+      challenge(ctx, `, error="invalid_token", error_description="${why}"`);
+      throw new Unauthorized(why);
+    }
     const tenantId = claimedTenant(token);
     const issuer = tenantId ? await registry.get(tenantId) : undefined;
     let payload: JWTPayload;
@@ -102,13 +109,16 @@ export function requireAdmin(registry: IssuerRegistry): Middleware {
 
 /**
  * Routes only platform admins may call, even on a tenant admin's own tenant: creating tenants,
- * and suspending or resuming one (a tenant must not lift its own suspension, and suspending
- * itself would lock its admins out). Keys are `METHOD template` as the router declares them.
+ * suspending or resuming one (a tenant must not lift its own suspension, and suspending itself
+ * would lock its admins out), and setting a tenant's own rate limit. Keys are `METHOD template` as the router declares them.
  */
 export const PLATFORM_ONLY_ROUTES: ReadonlySet<string> = new Set([
   'POST /admin/tenants',
   'POST /admin/tenants/:tenant/suspend',
   'POST /admin/tenants/:tenant/resume',
+  // A tenant's own rate limit is the platform's budget for it: its admins may read it and share it
+  // out between their clients (PUT .../clients/:client/limits, capped by it), never raise it.
+  'PUT /admin/tenants/:tenant/limits',
 ]);
 
 /**

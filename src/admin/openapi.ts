@@ -5,6 +5,7 @@ import { createClientInput } from '../clients/service.js';
 import { createAgentInput, grantDelegationInput } from '../agents/service.js';
 import { KEY_ALGORITHMS } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE } from './auth.js';
+import { setRateLimitInput } from '../limits/overrides.js';
 
 /**
  * Body of `POST /admin/tenants/{tenant}/tokens/revoke`: a token id as Bulkhead mints them
@@ -52,7 +53,7 @@ export const openApiDocument = {
       `Authenticate with a Bulkhead access token (client credentials, resource=${ADMIN_AUDIENCE}, scope=${ADMIN_SCOPE}).`,
       'Platform admins use a token from the system tenant (/t/system/token) and manage every tenant.',
       `Tenant admins use a token from their own tenant T (/t/T/token) and manage only T: every /admin/tenants/T/... route and GET /admin/tenants/T; GET /admin/tenants lists T alone.`,
-      "Another tenant's routes answer 404 not_found, exactly as for an unknown tenant; creating, suspending and resuming tenants is for platform admins only (403 insufficient_scope). A suspended tenant's admin tokens are refused (401).",
+      "Another tenant's routes answer 404 not_found, exactly as for an unknown tenant; creating, suspending and resuming tenants, and setting a tenant's own rate limit, is for platform admins only (403 insufficient_scope). A suspended tenant's admin tokens are refused (401).",
       `Every tenant is created with the resource ${ADMIN_AUDIENCE} (scope ${ADMIN_SCOPE}) registered in it; to give tenant T an admin, a platform admin creates a client in T with scopes=[${ADMIN_SCOPE}] and resources=[${ADMIN_AUDIENCE}] (\`bulkhead client create --tenant T --name admin --scopes ${ADMIN_SCOPE} --resources ${ADMIN_AUDIENCE}\`).`,
     ].join(' '),
   },
@@ -144,6 +145,21 @@ export const openApiDocument = {
     '/admin/tenants/{tenant}/audit/verify': {
       get: op("Recompute the tenant's hash chain (hash = SHA-256(prev_hash || canonical event)) from its first event and report the first broken link", 'AuditVerification', { parameters: [tenantParam] }),
     },
+    '/admin/tenants/{tenant}/limits': {
+      get: op("The tenant's rate limits: its own rate (override and rate in force), the default client rate, and every client override", 'TenantLimits', { parameters: [tenantParam] }),
+      put: op(
+        "Set the tenant's own rate (requests/s, all its clients together at /token, /introspect and /revoke), or null for RATE_LIMIT_TENANT_RPS. 0 is refused. Platform admins only; effective at once on every replica",
+        'TenantLimits',
+        { parameters: [tenantParam], requestBody: { required: true, ...json('SetRateLimit') } },
+      ),
+    },
+    '/admin/tenants/{tenant}/clients/{client_id}/limits': {
+      put: op(
+        "Set one client's rate (requests/s), or null for RATE_LIMIT_CLIENT_RPS. 0 is refused, and so is a rate above the tenant's rate in force (400). Tenant admins may set their clients' rates",
+        'ClientLimit',
+        { parameters: [tenantParam, pathParam('client_id')], requestBody: { required: true, ...json('SetRateLimit') } },
+      ),
+    },
   },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
@@ -229,6 +245,32 @@ export const openApiDocument = {
           tenant_id: { type: 'string' }, ok: { type: 'boolean' }, events: { type: 'integer', description: 'events checked' },
           head: { type: 'object', properties: { seq: { type: 'integer' }, hash: { type: 'string' } } },
           broken: { type: 'object', description: 'the first broken link', properties: { seq: { type: 'integer' }, problem: { type: 'string' } } },
+        },
+      },
+      SetRateLimit: schema(setRateLimitInput),
+      ClientLimit: {
+        type: 'object',
+        required: ['client_id', 'rate_limit_rps', 'effective_rps'],
+        properties: {
+          client_id: { type: 'string' }, name: { type: 'string' },
+          rate_limit_rps: { type: ['integer', 'null'], description: 'the override; null = the default (RATE_LIMIT_CLIENT_RPS)' },
+          effective_rps: { type: 'integer', description: 'the rate of the client bucket in force; 0 = unlimited' },
+        },
+      },
+      TenantLimits: {
+        type: 'object',
+        required: ['tenant_id', 'tenant', 'client_default_rps', 'clients'],
+        properties: {
+          tenant_id: { type: 'string' },
+          tenant: {
+            type: 'object',
+            properties: {
+              rate_limit_rps: { type: ['integer', 'null'], description: 'the override; null = the default (RATE_LIMIT_TENANT_RPS)' },
+              effective_rps: { type: 'integer', description: 'the rate of the tenant bucket in force; 0 = unlimited' },
+            },
+          },
+          client_default_rps: { type: 'integer', description: 'RATE_LIMIT_CLIENT_RPS, for clients without an override; 0 = unlimited' },
+          clients: { type: 'array', items: { $ref: '#/components/schemas/ClientLimit' }, description: 'clients with an override' },
         },
       },
       DelegationTokensRevoked: {

@@ -32,6 +32,8 @@ export const ADMIN_EVENT_TYPES: Readonly<Record<string, string>> = {
   'POST /admin/tenants/:tenant/tokens/revoke': 'token.revoked',
   'POST /admin/tenants/:tenant/clients/:client/revoke-tokens': 'tokens.revoked_all',
   'POST /admin/tenants/:tenant/delegations/:delegation/revoke-tokens': 'tokens.revoked_all',
+  'PUT /admin/tenants/:tenant/limits': 'rate_limit.tenant_set',
+  'PUT /admin/tenants/:tenant/clients/:client/limits': 'rate_limit.client_set',
 };
 export const adminEventType = (route: string): string => ADMIN_EVENT_TYPES[route] ?? 'admin.change';
 
@@ -186,6 +188,20 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
     const tenant = await tenantOf(ctx);
     const report = await services.audit.verify(tenant);
     ctx.body = { tenant_id: tenant, ok: report.ok, events: report.events, head: report.head, ...(report.broken ? { broken: report.broken } : {}) };
+  });
+
+  // Rate limits: the tenant's own rate (platform admins only, see PLATFORM_ONLY_ROUTES) and its
+  // clients' rates (tenant admins too, capped by the tenant's rate). src/limits/overrides.ts.
+  router.get('/tenants/:tenant/limits', async (ctx) => {
+    ctx.body = await services.rateLimits.show(await tenantOf(ctx));
+  });
+  router.put('/tenants/:tenant/limits', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    ctx.body = await services.rateLimits.setTenant(tenant, await body(ctx));
+  });
+  router.put('/tenants/:tenant/clients/:client/limits', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    ctx.body = await services.rateLimits.setClient(tenant, ctx.params.client!, await body(ctx));
   });
 
   return router;

@@ -229,7 +229,7 @@ export function auditAdminChanges(audit: AuditService, adminEventType: (route: s
           route: matched.route,
           admin_tenant: admin.tenantId,
           ...(matched.tenant && matched.tenant !== tenantId ? { target_tenant: matched.tenant } : {}),
-          ...pick(body, ['id', 'kid', 'alg', 'status', 'name', 'kind', 'auth_method', 'revoked', 'resources']),
+          ...pick(body, ['id', 'kid', 'alg', 'status', 'name', 'kind', 'auth_method', 'revoked', 'resources', 'rate_limit_rps', 'effective_rps']),
           ...facts.detail,
           ...(outcome !== 'success' ? { status: ctx.status } : {}),
         },

@@ -17,12 +17,33 @@ interface Credentials {
   client_secret: string;
 }
 
-function loadCredentials(opts: AdminClientOptions): Credentials {
+/** Tenant ids (src/shared/ids.ts `TENANT_ID`, repeated so the CLI does not load the services). */
+const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * The tenant whose token endpoint the CLI authenticates at: `BULKHEAD_ADMIN_TENANT`, default
+ * `system` (a platform admin). Naming tenant T makes the CLI T's tenant admin, with the
+ * credentials of T's admin client in BULKHEAD_ADMIN_CLIENT_ID / BULKHEAD_ADMIN_CLIENT_SECRET.
+ */
+export function adminTenant(env: NodeJS.ProcessEnv): string {
+  const tenant = env.BULKHEAD_ADMIN_TENANT || 'system';
+  if (!TENANT_ID.test(tenant)) {
+    throw new CliFailure(`BULKHEAD_ADMIN_TENANT must be a tenant id (1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen), not ${JSON.stringify(tenant)}`);
+  }
+  return tenant;
+}
+
+function loadCredentials(opts: AdminClientOptions, tenant: string): Credentials {
   const { BULKHEAD_ADMIN_CLIENT_ID: id, BULKHEAD_ADMIN_CLIENT_SECRET: secret } = opts.env;
   if (id && secret) return { client_id: id, client_secret: secret };
   // Half a pair is a mistake; silently falling back to the file would hide it.
   if (id || secret) {
     throw new CliFailure(`${id ? 'BULKHEAD_ADMIN_CLIENT_ID' : 'BULKHEAD_ADMIN_CLIENT_SECRET'} is set but ${id ? 'BULKHEAD_ADMIN_CLIENT_SECRET' : 'BULKHEAD_ADMIN_CLIENT_ID'} is not: set both, or neither to use ${path.join(opts.keysDir, 'admin-credentials.json')}`);
+  }
+  // The credentials file holds the platform admin of the system tenant: using it at another
+  // tenant's token endpoint could only fail, with a less helpful message.
+  if (tenant !== 'system') {
+    throw new CliFailure(`BULKHEAD_ADMIN_TENANT=${tenant} needs the credentials of ${tenant}'s admin client in BULKHEAD_ADMIN_CLIENT_ID and BULKHEAD_ADMIN_CLIENT_SECRET (${path.join(opts.keysDir, 'admin-credentials.json')} holds the platform admin of the system tenant); a platform admin creates one with \`bulkhead client create --tenant ${tenant} --name admin --scopes admin --resources urn:bulkhead:admin\``);
   }
   const file = path.join(opts.keysDir, 'admin-credentials.json');
   if (!existsSync(file)) {
@@ -39,13 +60,15 @@ function loadCredentials(opts: AdminClientOptions): Credentials {
 
 /**
  * The CLI's view of a running broker: it authenticates like any other client (client
- * credentials at the system tenant, resource = the admin API) and then calls the admin API.
+ * credentials at the system tenant, or at BULKHEAD_ADMIN_TENANT's, resource = the admin API)
+ * and then calls the admin API.
  */
 export function createAdminClient(opts: AdminClientOptions) {
   const base = opts.baseUrl.replace(/\/+$/, '');
   if (!URL.canParse(base) || !/^https?:$/.test(new URL(base).protocol)) {
     throw new CliFailure(`BULKHEAD_URL must be an http(s) URL such as http://127.0.0.1:8080, not ${JSON.stringify(opts.baseUrl)}`);
   }
+  const tenant = adminTenant(opts.env);
   let token: string | undefined;
 
   async function send(url: string, init: RequestInit): Promise<Response> {
@@ -58,22 +81,24 @@ export function createAdminClient(opts: AdminClientOptions) {
 
   async function accessToken(): Promise<string> {
     if (token) return token;
-    const c = loadCredentials(opts);
+    const c = loadCredentials(opts, tenant);
     const basic = Buffer.from(`${encodeURIComponent(c.client_id)}:${encodeURIComponent(c.client_secret)}`).toString('base64');
-    const res = await send(`${base}/t/system/token`, {
+    const res = await send(`${base}/t/${tenant}/token`, {
       method: 'POST',
       headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'client_credentials', resource: 'urn:bulkhead:admin', scope: 'admin' }),
     });
     const body = (await res.json().catch(() => ({}))) as { access_token?: string; error?: string; error_description?: string };
     if (!res.ok || !body.access_token) {
-      throw new CliFailure(`the broker refused the admin credentials: ${body.error ?? res.status}${body.error_description ? ` (${body.error_description})` : ''}`);
+      if (res.status === 404 && tenant !== 'system') throw new CliFailure(`tenant ${tenant} (BULKHEAD_ADMIN_TENANT) does not exist at ${base}, or is not served there`);
+      const at = tenant === 'system' ? '' : ` of tenant ${tenant} (BULKHEAD_ADMIN_TENANT)`;
+      throw new CliFailure(`the broker refused the admin credentials${at}: ${body.error ?? res.status}${body.error_description ? ` (${body.error_description})` : ''}`);
     }
     return (token = body.access_token);
   }
 
   return {
-    async call<T = unknown>(method: 'GET' | 'POST', route: string, body?: unknown): Promise<T> {
+    async call<T = unknown>(method: 'GET' | 'POST' | 'PUT', route: string, body?: unknown): Promise<T> {
       const res = await send(`${base}/admin${route}`, {
         method,
         headers: {

@@ -361,7 +361,57 @@ export function buildProgram(io: CliIo): Command {
       if (!r.ok) throw new CliFailure(`audit trail of ${o.tenant} is broken at event ${r.broken!.seq}`);
     });
 
+  // limits
+  const limitsCmd = group('limits', 'show and override rate limits of a tenant and its clients');
+  sub(limitsCmd, 'show', "show a tenant's rate, the default client rate, and every client override")
+    .requiredOption('--tenant <id>', 'tenant')
+    .action(async (o) => {
+      const l = await admin().call<TenantLimits>('GET', `/tenants/${enc(o.tenant)}/limits`);
+      emit(o, l, () => limitsTable(l));
+    });
+  sub(limitsCmd, 'set', "override the tenant's rate (platform admins) or one client's rate (at most the tenant's)")
+    .requiredOption('--tenant <id>', 'tenant')
+    .option('--client <client_id>', "a client of the tenant; without it, the tenant's own rate")
+    .addOption(new Option('--rps <n>', 'requests per second (a whole number, at least 1)').argParser(rps).conflicts('default'))
+    .addOption(new Option('--default', 'remove the override: the environment default applies again').conflicts('rps'))
+    .action(async (o, cmd: Command) => {
+      if (o.rps === undefined && !o.default) cmd.error('error: one of --rps <n> or --default is required', { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+      const input = { rate_limit_rps: o.default ? null : o.rps };
+      if (o.client) {
+        const c = await admin().call<Row>('PUT', `/tenants/${enc(o.tenant)}/clients/${enc(o.client)}/limits`, input);
+        emit(o, c, () => record({ tenant: o.tenant, ...c, effective_rps: rate(c.effective_rps) }, ['tenant', 'client_id', 'name', 'rate_limit_rps', 'effective_rps']));
+      } else {
+        const l = await admin().call<TenantLimits>('PUT', `/tenants/${enc(o.tenant)}/limits`, input);
+        emit(o, l, () => limitsTable(l));
+      }
+    });
+
   return program;
+}
+
+/** `GET /admin/tenants/T/limits` (src/limits/overrides.ts `TenantLimitsView`). */
+interface TenantLimits {
+  tenant_id: string;
+  tenant: { rate_limit_rps: number | null; effective_rps: number };
+  client_default_rps: number;
+  clients: Array<{ client_id: string; name: string; rate_limit_rps: number | null; effective_rps: number }>;
+}
+const rate = (n: unknown) => (n === 0 ? 'unlimited' : n);
+const rps = (value: string) => {
+  if (value === '0') throw new InvalidArgumentError('0 is not a rate: use --default for the environment default (to stop a tenant, suspend it; to stop a client, disable it)');
+  if (!/^\d+$/.test(value) || Number(value) > 10_000_000) throw new InvalidArgumentError('expected a whole number of requests per second, 1 to 10000000');
+  return Number(value);
+};
+/** One row per bucket: the tenant's, the default for clients, and each client override. */
+function limitsTable(l: TenantLimits): string {
+  return table(
+    [
+      { scope: 'tenant', client_id: '-', override: l.tenant.rate_limit_rps, effective_rps: rate(l.tenant.effective_rps) },
+      { scope: 'client', client_id: '(default)', override: null, effective_rps: rate(l.client_default_rps) },
+      ...l.clients.map((c) => ({ scope: 'client', client_id: c.client_id, name: c.name, override: c.rate_limit_rps, effective_rps: rate(c.effective_rps) })),
+    ],
+    ['scope', 'client_id', 'name', 'override', 'effective_rps'],
+  );
 }
 
 /** Runs the CLI and returns the exit code (0 ok, 1 refused/failed, 2 usage). */

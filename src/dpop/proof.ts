@@ -10,11 +10,11 @@ import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, compactVerify, EmbeddedJWK, errors, type JWK } from 'jose';
 import type { ReplayStore } from '../shared/replay.js';
 import { hasDuplicateKeys } from '../shared/strict-json.js';
+import { exceedsJwtLength } from '../shared/jwt-size.js';
 
 /** Asymmetric JWS algorithms accepted for proofs (RFC 9449 §4.3 item 5: never `none` or MACs). */
 export const DPOP_ALGS: readonly string[] = Object.freeze(['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']);
 
-const MAX_HEADER_LENGTH = 8192;
 const MAX_JTI_LENGTH = 256;
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const KEY_REFERENCES = ['jku', 'x5u', 'x5c'];
@@ -117,7 +117,7 @@ export async function verifyDpopProof(check: DpopCheck): Promise<DpopResult | un
   if (header === undefined || (Array.isArray(header) && header.length === 0)) return undefined;
   if (Array.isArray(header) && header.length > 1) fail('ERR_DPOP_MULTIPLE_HEADERS', 'more than one DPoP header');
   const proof = Array.isArray(header) ? header[0]! : header;
-  if (proof.length > MAX_HEADER_LENGTH) fail('ERR_DPOP_HEADER_TOO_LARGE', 'DPoP header is too large');
+  if (exceedsJwtLength(proof)) fail('ERR_DPOP_HEADER_TOO_LARGE', 'DPoP header is too large');
   if (proof.includes(',')) fail('ERR_DPOP_MULTIPLE_HEADERS', 'more than one DPoP header');
 
   const parts = proof.split('.');

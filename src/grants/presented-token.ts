@@ -7,6 +7,7 @@ import { CLOCK_TOLERANCE_SECONDS } from '../issuer/constants.js';
 import type { Decision, Refusal } from './rules.js';
 import { MAX_EXCHANGE_LINEAGE, type PresentedToken } from './exchange-rules.js';
 import type { Ancestor } from '../tokens/revocations.js';
+import { MAX_JWT_LENGTH, exceedsJwtLength } from '../shared/jwt-size.js';
 
 /**
  * Verification of a Bulkhead access token presented to the token endpoint as a subject or
@@ -22,8 +23,8 @@ import type { Ancestor } from '../tokens/revocations.js';
  * `tenant_id` equal to that issuer's tenant.
  */
 
-/** A presented token longer than this is refused before it is parsed. */
-export const MAX_PRESENTED_TOKEN_LENGTH = 8192;
+/** A presented token longer than this is refused before it is parsed (the broker-wide JWT bound). */
+export const MAX_PRESENTED_TOKEN_LENGTH = MAX_JWT_LENGTH;
 /** Deepest `act` nesting parsed at all (the configured chain limit is enforced separately). */
 const MAX_ACT_PARSE_DEPTH = 32;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -122,7 +123,7 @@ async function verifyUncached(
 ): Promise<Decision<{ token: PresentedToken; issuer: IssuerContext }>> {
   const refuse = (why: string): Refusal => ({ ok: false, error: 'invalid_request', description: `${name}: ${why}` });
   if (typeof raw !== 'string' || raw.length === 0) return refuse('is required');
-  if (raw.length > MAX_PRESENTED_TOKEN_LENGTH) return refuse(`must not exceed ${MAX_PRESENTED_TOKEN_LENGTH} characters`);
+  if (exceedsJwtLength(raw)) return refuse(`must not exceed ${MAX_PRESENTED_TOKEN_LENGTH} characters`);
   if (!COMPACT_JWS.test(raw)) return refuse('is not a signed JWT');
 
   const [h, p] = raw.split('.') as [string, string, string];

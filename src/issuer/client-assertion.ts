@@ -1,4 +1,6 @@
 import { CLOCK_TOLERANCE_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS } from './constants.js';
+import { MAX_JWT_LENGTH, exceedsJwtLength } from '../shared/jwt-size.js';
+import { BulkheadError } from '../shared/errors.js';
 
 /** Client assertion ids are single-use and remembered; longer ones are refused. */
 export const MAX_ASSERTION_JTI_LENGTH = 256;
@@ -19,6 +21,23 @@ export function assertionProblem(claims: { aud?: unknown; exp?: unknown; jti?: u
     return `client assertion jti must be a string of at most ${MAX_ASSERTION_JTI_LENGTH} characters`;
   }
   return undefined;
+}
+
+/** A client assertion longer than the broker-wide JWT bound: 401 `invalid_client` (RFC 7523 §3.2). */
+export class OversizeAssertion extends BulkheadError {
+  constructor() {
+    super(401, 'invalid_client', `client_assertion must not exceed ${MAX_JWT_LENGTH} characters`);
+  }
+}
+
+/**
+ * Refuses a client assertion longer than {@link MAX_JWT_LENGTH} before anything decodes it, at
+ * every endpoint that accepts one. The caller adds the 401's challenge.
+ *
+ * @throws {OversizeAssertion}
+ */
+export function refuseOversizeAssertion(assertion: string | null | undefined): void {
+  if (assertion && exceedsJwtLength(assertion)) throw new OversizeAssertion();
 }
 
 /** The one-time-use id of an assertion, the same at every endpoint of the tenant. */

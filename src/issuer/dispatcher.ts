@@ -3,7 +3,8 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { TENANT_ID } from '../shared/ids.js';
 import { NotFound, PayloadTooLarge } from '../shared/errors.js';
-import { checkFormForProvider } from '../http/body.js';
+import { bufferBody, checkFormForProvider } from '../http/body.js';
+import { refuseOversizeAssertion } from './client-assertion.js';
 import { publishedKeys } from '../keys/lifecycle.js';
 import type { IssuerRegistry } from './registry.js';
 import type { IssuerContext } from './context.js';
@@ -129,6 +130,13 @@ export function tenantDispatcher(opts: DispatcherOptions): Middleware {
 async function runIssuer(ctx: ParameterizedContext, issuer: IssuerContext, route: Route, kind: 'token' | 'discovery', origin: URL, maxBodyBytes: number): Promise<void> {
   if (kind === 'token' && ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
     await checkFormForProvider(ctx, maxBodyBytes);
+    // oidc-provider would decode a client assertion of any size: the JWT bound comes first.
+    try {
+      for (const a of new URLSearchParams((await bufferBody(ctx, maxBodyBytes)).toString('utf8')).getAll('client_assertion')) refuseOversizeAssertion(a);
+    } catch (err) {
+      ctx.set('WWW-Authenticate', `Basic realm="${issuer.issuer}"`);
+      throw err;
+    }
   }
 
   // oidc-provider builds endpoint URLs from the request; make them the public ones, whatever

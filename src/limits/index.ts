@@ -4,14 +4,17 @@ import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
 import { bufferBody, parseBasicCredentials } from '../http/body.js';
+import { effectiveRps, type RateLimitService } from './overrides.js';
+import { exceedsJwtLength } from '../shared/jwt-size.js';
 
 /**
  * Quotas on the token, introspection and revocation endpoints (issue 5, "Quotas and rate
  * limits"): one bucket per client of a tenant and one per tenant, so a noisy client or tenant
  * cannot starve the others.
  *
- * Buckets: rate-limiter-flexible counters of `rps` points over one-second windows (a bucket that
- * holds one second's worth and refills every second). `0` turns a bucket off. Counters live in
+ * Buckets: rate-limiter-flexible counters over one-second windows; a key may make `rps` requests
+ * per window (a bucket that holds one second's worth and refills every second). `0` turns a
+ * bucket off. Counters live in
  * memory (one replica), or in Redis when `REDIS_URL` is set, so N replicas enforce one limit.
  * Keys are prefixed with a hash of `PUBLIC_URL`: replicas of one broker share it, other brokers on
  * the same Redis do not share their buckets.
@@ -31,20 +34,30 @@ import { bufferBody, parseBasicCredentials } from '../http/body.js';
  * log (at most every 30 s). A limiter is a protection, not a dependency: its outage must not stop
  * issuance (no 5xx from here), and the in-memory fallback still bounds each replica.
  *
- * TODO (issue 5): per-tenant / per-client overrides through the CLI and admin API; an audit event
- * (once per window) when the audit trail lands — today the first refusal of each window is logged.
+ * Rates: the environment defaults (`RATE_LIMIT_CLIENT_RPS`, `RATE_LIMIT_TENANT_RPS`), or a tenant's
+ * or client's override (./overrides.ts: who may set what, and what `null` and `0` mean), read from
+ * memory on this path. The counters do not depend on the rate: each scope has one counter per key
+ * and window, and the rate in force is compared with it here, so an override takes effect on the
+ * next request without a limiter per distinct rate.
+ *
+ * Refusals are logged, and reported to the caller (`firstInWindow`), once per bucket window: the
+ * audit trail records the first refusal of each window, not every refused request.
  */
 
 export interface RateLimitDecision {
   /** Whole seconds until the refusing bucket refills (≥ 1). */
   retryAfter: number;
   scope: 'client' | 'tenant';
+  /** The refusing bucket's rate, requests per second. */
+  limit: number;
+  /** True for exactly the first refused request of this bucket's window (per key). */
+  firstInWindow: boolean;
 }
 
 export interface RateLimits {
   /** Counts one request of `clientId` (claimed, maybe absent) at tenant `tenantId`; undefined = allowed. */
   take(tenantId: string, clientId: string | undefined): Promise<RateLimitDecision | undefined>;
-  /** False when both buckets are off (`RATE_LIMIT_*_RPS=0`). */
+  /** False when nothing can be limited: both defaults off (`RATE_LIMIT_*_RPS=0`) and no overrides. */
   readonly enabled: boolean;
   close(): Promise<void>;
 }
@@ -57,22 +70,27 @@ export interface RateLimitOptions {
   /** Names this broker's keys in Redis (replicas share it). */
   publicUrl: string;
   logger: Pick<Logger, 'warn'>;
+  /** Per-tenant and per-client overrides (./overrides.ts); without them the defaults apply to all. */
+  overrides?: Pick<RateLimitService, 'forTenant'>;
 }
 
-/** A bucket with a store and its in-memory fallback. */
+/** A scope's counters: a store and its in-memory fallback. */
 interface Bucket {
   scope: RateLimitDecision['scope'];
-  points: number;
   primary: RateLimiterAbstract;
   fallback?: RateLimiterAbstract;
 }
 
 const WARN_EVERY_MS = 30_000;
+/**
+ * The counters' own ceiling, far above any rate: they only count (points consumed in the window)
+ * and never refuse by themselves; the rate in force for the key is compared in `take`.
+ */
+const COUNT_ONLY = 2 ** 31 - 1;
 
 export function createRateLimits(opts: RateLimitOptions): RateLimits {
   const prefix = `bulkhead:rl:${createHash('sha256').update(opts.publicUrl).digest('base64url').slice(0, 12)}`;
-  const wanted = [['client', opts.clientRps], ['tenant', opts.tenantRps]] as const;
-  const enabled = wanted.some(([, rps]) => rps > 0);
+  const enabled = opts.clientRps > 0 || opts.tenantRps > 0 || opts.overrides !== undefined;
   // Own connection, failing fast: no offline queue (a command while disconnected fails at once)
   // and a short command timeout, so a Redis outage costs a request milliseconds, not seconds.
   const redis = enabled && opts.redisUrl
@@ -88,30 +106,27 @@ export function createRateLimits(opts: RateLimitOptions): RateLimits {
   // ioredis reconnects by itself; an error event without a listener would crash the process.
   redis?.on('error', warnOutage);
 
-  const buckets: Bucket[] = wanted
-    .filter(([, rps]) => rps > 0)
-    .map(([scope, points]) => {
-      const keyPrefix = `${prefix}:${scope}`;
-      const memory = new RateLimiterMemory({ points, duration: 1, keyPrefix });
-      return redis
-        ? { scope, points, primary: new RateLimiterRedis({ storeClient: redis, points, duration: 1, keyPrefix, rejectIfRedisNotReady: true }), fallback: memory }
-        : { scope, points, primary: memory };
-    });
+  const buckets: Bucket[] = (['client', 'tenant'] as const).map((scope) => {
+    const keyPrefix = `${prefix}:${scope}`;
+    const memory = new RateLimiterMemory({ points: COUNT_ONLY, duration: 1, keyPrefix });
+    return redis
+      ? { scope, primary: new RateLimiterRedis({ storeClient: redis, points: COUNT_ONLY, duration: 1, keyPrefix, rejectIfRedisNotReady: true }), fallback: memory }
+      : { scope, primary: memory };
+  });
 
-  async function consume(bucket: Bucket, key: string): Promise<RateLimiterRes | undefined> {
+  /** Counts one request against `key`: what the window holds now, this request included. */
+  async function count(bucket: Bucket, key: string): Promise<RateLimiterRes> {
     try {
-      await bucket.primary.consume(key);
-      return undefined;
-    } catch (res) {
-      if (res instanceof RateLimiterRes) return res;
-      if (!bucket.fallback) throw res;
-      warnOutage(res as Error);
+      return await bucket.primary.consume(key);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) return err;
+      if (!bucket.fallback) throw err;
+      warnOutage(err as Error);
       try {
-        await bucket.fallback.consume(key);
-        return undefined;
-      } catch (fres) {
-        if (fres instanceof RateLimiterRes) return fres;
-        throw fres;
+        return await bucket.fallback.consume(key);
+      } catch (ferr) {
+        if (ferr instanceof RateLimiterRes) return ferr;
+        throw ferr;
       }
     }
   }
@@ -119,15 +134,24 @@ export function createRateLimits(opts: RateLimitOptions): RateLimits {
   return {
     enabled,
     async take(tenantId, clientId) {
+      const overrides = await opts.overrides?.forTenant(tenantId);
+      const rates = {
+        client: effectiveRps(clientId === undefined ? undefined : overrides?.clients.get(clientId), opts.clientRps),
+        tenant: effectiveRps(overrides?.tenantRps, opts.tenantRps),
+      };
       for (const bucket of buckets) {
+        const limit = rates[bucket.scope];
+        if (limit === 0) continue;
         const key = bucket.scope === 'tenant' ? tenantId : `${tenantId}:${clientKey(clientId)}`;
-        const refused = await consume(bucket, key);
-        if (!refused) continue;
-        // Logged once per window (the first refusal), not per request.
-        if (refused.consumedPoints === bucket.points + 1) {
-          opts.logger.warn({ tenant: tenantId, client: bucket.scope === 'client' ? clientId : undefined, scope: bucket.scope, limit_rps: bucket.points }, 'rate limit exceeded');
+        const counted = await count(bucket, key);
+        if (counted.consumedPoints <= limit) continue;
+        // Counts are atomic (one INCR in Redis, synchronous in memory): exactly one request sees
+        // the first count past the limit in each window.
+        const firstInWindow = counted.consumedPoints === limit + 1;
+        if (firstInWindow) {
+          opts.logger.warn({ tenant: tenantId, client: clientId === undefined ? undefined : clientKey(clientId), scope: bucket.scope, limit_rps: limit }, 'rate limit exceeded');
         }
-        return { scope: bucket.scope, retryAfter: Math.max(1, Math.ceil(refused.msBeforeNext / 1000)) };
+        return { scope: bucket.scope, limit, firstInWindow, retryAfter: Math.max(1, Math.ceil(counted.msBeforeNext / 1000)) };
       }
       return undefined;
     },
@@ -154,7 +178,8 @@ export function claimedClientId(authorization: string | undefined, form: URLSear
   const id = form?.get('client_id');
   if (id) return id;
   const assertion = form?.get('client_assertion');
-  if (assertion) {
+  // An oversize assertion is not decoded here either (it is refused as invalid_client later).
+  if (assertion && !exceedsJwtLength(assertion)) {
     const payload = assertion.split('.')[1];
     try {
       const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { sub?: unknown; iss?: unknown };
@@ -173,8 +198,29 @@ async function peekForm(ctx: ParameterizedContext, limit: number): Promise<URLSe
 }
 
 /**
+ * What {@link enforceRateLimits} leaves in `ctx.state.rateLimited` when it answers 429, for the
+ * audit trail, which records an event only when `firstInWindow` is true (once per bucket window
+ * and key, not per refused request).
+ */
+export interface RateLimited {
+  /** The bucket that refused: the claimed client's, or the whole tenant's. */
+  scope: 'client' | 'tenant';
+  /**
+   * The client id the request claimed (whichever bucket refused), undefined when it claimed none.
+   * Unverified and attacker-chosen: printable ids of up to 128 characters as sent, anything else
+   * as `#` + its SHA-256 (base64url), so it is bounded and safe to log.
+   */
+  clientId: string | undefined;
+  /** The refusing bucket's rate in force, requests per second. */
+  limit: number;
+  /** True for exactly the first refused request of the bucket's window (per key). */
+  firstInWindow: boolean;
+}
+
+/**
  * Applies the limits to one request at a tenant endpoint: allowed → returns false and the request
- * goes on; refused → the 429 response is written and this returns true.
+ * goes on; refused → the 429 response is written, `ctx.state.rateLimited` ({@link RateLimited})
+ * is set, and this returns true.
  *
  * The error code: RFC 6749 §5.2 has no rate-limit error for the token endpoint. `slow_down` is
  * RFC 8628's device-flow polling signal and `invalid_request` would blame a request that is
@@ -192,6 +238,12 @@ export async function enforceRateLimits(ctx: ParameterizedContext, limits: RateL
   }
   const refused = await limits.take(tenantId, clientId);
   if (!refused) return false;
+  ctx.state.rateLimited = {
+    scope: refused.scope,
+    clientId: clientId === undefined ? undefined : clientKey(clientId),
+    limit: refused.limit,
+    firstInWindow: refused.firstInWindow,
+  } satisfies RateLimited;
   ctx.status = 429;
   ctx.set('Retry-After', String(refused.retryAfter));
   ctx.set('Cache-Control', 'no-store');

@@ -2,7 +2,7 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { ParameterizedContext } from 'koa';
 import type { IssuerContext } from '../issuer/context.js';
 import { CLOCK_TOLERANCE_SECONDS } from '../issuer/constants.js';
-import { assertionProblem, assertionReplayId, assertionReplayUntil } from '../issuer/client-assertion.js';
+import { assertionProblem, assertionReplayId, assertionReplayUntil, refuseOversizeAssertion } from '../issuer/client-assertion.js';
 import { CLIENT_ASSERTION_ALGS, type ClientService, type ClientWithResources } from '../clients/service.js';
 import type { SecretVerifier } from '../clients/secrets.js';
 import { findTenantClient, type AgentService } from '../agents/service.js';
@@ -73,6 +73,7 @@ async function authenticate(ctx: ParameterizedContext, form: Map<string, string>
   }
 
   if (form.get('client_assertion_type') !== ASSERTION_TYPE) throw new InvalidClient();
+  refuseOversizeAssertion(assertion);
   const unverified = (() => {
     try {
       return JSON.parse(Buffer.from(assertion!.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown };
@@ -128,7 +129,7 @@ async function handle(kind: 'introspect' | 'revoke', ctx: ParameterizedContext, 
   try {
     caller = await authenticate(ctx, form, issuer, deps);
   } catch (err) {
-    if (err instanceof InvalidClient) ctx.set('WWW-Authenticate', `Basic realm="${issuer.issuer}"`);
+    if (err instanceof BulkheadError && err.status === 401) ctx.set('WWW-Authenticate', `Basic realm="${issuer.issuer}"`);
     throw err;
   }
   const raw = form.get('token');

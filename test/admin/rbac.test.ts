@@ -65,6 +65,7 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
       cutoffs: await prisma.tokenCutoff.count({ where: { tenantId: B } }),
       // A's attempts are in A's own trail, never written into B's.
       audit: await prisma.auditEvent.count({ where: { tenantId: B } }),
+      limits: (await b.admin('GET', `/tenants/${B}/limits`)).body,
     };
   }
 
@@ -105,6 +106,8 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     'POST /admin/tenants/:tenant/agents': { name: 'intruder-bot' },
     'POST /admin/tenants/:tenant/delegations': { client_id: 'AGENT', scopes: ['tickets:read', 'tickets:write'], resources: ['RESOURCE'] },
     'POST /admin/tenants/:tenant/tokens/revoke': { jti: 'rbacjti' },
+    'PUT /admin/tenants/:tenant/limits': { rate_limit_rps: 5 },
+    'PUT /admin/tenants/:tenant/clients/:client/limits': { rate_limit_rps: 3 },
   };
   function request(method: string, template: string, tenant: string) {
     const path = template
@@ -116,7 +119,7 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     expect(path, `${method} ${template}: a route parameter this test does not know`).not.toMatch(/:/);
     let body = samples[`${method} ${template}`];
     if (body !== undefined) body = JSON.parse(JSON.stringify(body).replace('AGENT', agent.client_id).replace('RESOURCE', tenant === B ? seedB.resource : seedA.resource));
-    return { path, body: method === 'POST' ? (body ?? {}) : undefined };
+    return { path, body: method === 'GET' ? undefined : (body ?? {}) };
   }
 
   it("A's admin token on every one of B's routes: 404 exactly as for an unknown tenant (or 403 platform-only), and nothing changes", async () => {
@@ -150,7 +153,8 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
   });
 
   it("platform-only routes are 403 on A's own tenant too, and change nothing", async () => {
-    expect([...PLATFORM_ONLY_ROUTES].sort()).toEqual(['POST /admin/tenants', 'POST /admin/tenants/:tenant/resume', 'POST /admin/tenants/:tenant/suspend']);
+    expect([...PLATFORM_ONLY_ROUTES].sort()).toEqual(['POST /admin/tenants', 'POST /admin/tenants/:tenant/resume', 'POST /admin/tenants/:tenant/suspend', 'PUT /admin/tenants/:tenant/limits']);
+    const limitsBefore = (await b.admin('GET', `/tenants/${A}/limits`)).body;
     const tenantsBefore = (await b.admin('GET', '/tenants')).body.tenants;
     for (const key of PLATFORM_ONLY_ROUTES) {
       const [method, template] = key.split(' ') as [string, string];
@@ -161,6 +165,8 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     }
     expect((await b.admin('GET', '/tenants')).body.tenants).toEqual(tenantsBefore);
     expect((await b.admin('GET', `/tenants/${A}`)).body.status).toBe('active');
+    // A's admin cannot raise (or set at all) its own tenant's rate.
+    expect((await b.admin('GET', `/tenants/${A}/limits`)).body).toEqual(limitsBefore);
   });
 
   it("A's admin token works on A's routes: show, list, create a client, list and rotate keys, grant a delegation", async () => {

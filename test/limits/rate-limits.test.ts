@@ -41,6 +41,26 @@ describe('rate limits (client 5/s, tenant 8/s)', () => {
     expect(served.map((r) => r.status)).toEqual([200, 200, 200, 200]);
   });
 
+  it('a flood is audited once per window, not once per 429: one rate_limit.exceeded event naming the client and its rate', async () => {
+    const noisy = await seedTenant(b, tenantName('audited'));
+    const flooded = await Promise.all(Array.from({ length: 30 }, () => cc(b, noisy)));
+    expect(count(flooded, 429)).toBeGreaterThanOrEqual(25);
+    // A 429 does not wait for its record: give the group commit a moment.
+    let events: Array<{ type: string; outcome: string; reason: string; actor: string; detail: Record<string, unknown> }> = [];
+    for (let i = 0; i < 40 && events.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      events = (await b.admin('GET', `/tenants/${noisy.tenant}/audit?limit=1000`)).body.events.filter((e: { type: string }) => e.type === 'rate_limit.exceeded');
+    }
+    // The 30 requests were sent at once: one window, two if they straddled a second boundary.
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    expect(events.length).toBeLessThanOrEqual(2);
+    expect(events[0]).toMatchObject({ outcome: 'refused', reason: 'rate_limited', actor: noisy.client_id, detail: { scope: 'client', limit_rps: 5 } });
+    // The requests that were served are each one event too; the refused ones are not.
+    const all = (await b.admin('GET', `/tenants/${noisy.tenant}/audit?limit=1000`)).body.events as Array<{ type: string }>;
+    expect(all.filter((e) => e.type === 'token.issued')).toHaveLength(count(flooded, 200));
+    expect((await b.admin('GET', `/tenants/${noisy.tenant}/audit/verify`)).body.ok).toBe(true);
+  });
+
   it('the tenant bucket caps a tenant whose clients together exceed it, each under its own rate', async () => {
     const tenant = tenantName('busy');
     const clients: Seeded[] = [];
