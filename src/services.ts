@@ -51,7 +51,7 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
     logger,
     overrides: rateLimits,
   });
-  const audit = createAuditService({ prisma: db.prisma, logger });
+  const audit = createAuditService({ prisma: db.prisma, sql: db.driver, logger });
   return {
     config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits, rateLimits, audit,
     /** Writes the audit events still queued, then releases what the services hold besides the database (the Redis connections). */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { forTenant } from '../db/tenant-scope.js';
-import { isDatabaseUnavailable } from '../db/errors.js';
+import type { SqlDriver, SqlSession } from '../db/driver.js';
 import { chainHash, GENESIS_HASH, normalise, type AuditInput, type AuditRecord } from './event.js';
 
 /**
@@ -9,11 +9,14 @@ import { chainHash, GENESIS_HASH, normalise, type AuditInput, type AuditRecord }
  *
  * Writing (group commit): {@link AuditService.record} queues an event and resolves once it is
  * committed. The queue is written every `flushMs` milliseconds, or at once when `batchMax`
- * events wait, in ONE transaction per batch: for each tenant in the batch (in a fixed order, so
- * two replicas never deadlock) the chain's head row (`AuditHead`) is locked, the events get the
- * next sequence numbers and their links `hash = SHA-256(prev_hash || canonical event)`, are
- * inserted, and the head moves. One flush runs at a time; what arrives meanwhile is the next
- * batch. The head-row lock is what makes replicas on one PostgreSQL append one after another.
+ * events wait; one flush runs at a time, and what arrives meanwhile is the next batch. Each
+ * tenant's events in a batch get the next sequence numbers and their links
+ * `hash = SHA-256(prev_hash || canonical event)` and are written in ONE statement (atomic by
+ * itself: no transaction round trips) that inserts them only while moving the chain's head row
+ * (`AuditHead`) from exactly the link they follow. A replica that appended first makes that
+ * statement change nothing; the events are then appended in a transaction that locks the head
+ * first. So replicas on one PostgreSQL append one after another and the chain never forks; in
+ * steady state a batch costs one statement per tenant.
  *
  * The token path awaits `record` before a token leaves (src/audit/http.ts): if the batch cannot
  * be committed, the request fails with 503 rather than issuing unaudited.
@@ -37,7 +40,10 @@ export interface VerifyReport {
 }
 
 export interface AuditOptions {
+  /** Reads (tail, verify). */
   prisma: PrismaClient;
+  /** Writes: one statement per tenant per batch (a locking transaction when a replica wrote first). */
+  sql: Pick<SqlDriver, 'query' | 'transaction'>;
   logger?: Pick<Logger, 'error'>;
   /** Longest an event waits for its batch (ms). */
   flushMs?: number;
@@ -62,41 +68,105 @@ function fromRow(r: Row): AuditRecord {
 }
 
 const VERIFY_PAGE = 2000;
+
+/** The stored columns, in insert order, with their types for `jsonb_to_recordset`. */
+const COLUMN_TYPES = {
+  tenantId: 'text', seq: 'bigint', time: 'timestamptz', type: 'text', outcome: 'text', reason: 'text', actor: 'text',
+  clientId: 'text', subject: 'text', jti: 'text', scopes: 'jsonb', audience: 'text', requestId: 'text', clientIp: 'text',
+  detail: 'jsonb', prevHash: 'text', hash: 'text',
+} as const;
+const INSERT_COLUMNS = Object.keys(COLUMN_TYPES) as Array<keyof typeof COLUMN_TYPES>;
+
+/**
+ * $1 the events (a JSON array), $2/$3 the new head, $4 the tenant, $5/$6 the head they follow.
+ * The events are inserted only if the head moved, and the head moves only from exactly $5/$6.
+ */
+const APPEND_SQL = `WITH moved AS (
+    UPDATE "AuditHead" SET "seq" = $2, "hash" = $3 WHERE "tenantId" = $4 AND "seq" = $5 AND "hash" = $6
+    RETURNING 1
+  ), added AS (
+    INSERT INTO "AuditEvent" (${INSERT_COLUMNS.map((c) => `"${c}"`).join(', ')})
+    SELECT ${INSERT_COLUMNS.map((c) => (c === 'scopes' ? 'ARRAY(SELECT jsonb_array_elements_text(x."scopes"))' : `x."${c}"`)).join(', ')}
+    FROM jsonb_to_recordset($1::jsonb) AS x(${INSERT_COLUMNS.map((c) => `"${c}" ${COLUMN_TYPES[c]}`).join(', ')})
+    WHERE EXISTS (SELECT 1 FROM moved)
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM added) AS added`;
 export const MAX_LIST = 1000;
 
 export function createAuditService(opts: AuditOptions) {
-  const { prisma } = opts;
+  const { prisma, sql } = opts;
   const flushMs = opts.flushMs ?? 2;
   const batchMax = opts.batchMax ?? 256;
   let queue: Pending[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> | undefined;
 
-  /** Appends one tenant's events to its chain inside transaction `tx`. */
-  async function append(tx: PrismaClient, tenantId: string, events: Pending[]): Promise<void> {
-    // Lock the head (creating it at the genesis link the first time) and read where the chain ends.
-    const [head] = await tx.$queryRaw<{ seq: bigint; hash: string }[]>`
-      INSERT INTO "AuditHead" ("tenantId", "seq", "hash") VALUES (${tenantId}, 0, ${GENESIS_HASH})
-      ON CONFLICT ("tenantId") DO UPDATE SET "seq" = "AuditHead"."seq"
-      RETURNING "seq", "hash"`;
-    let seq = Number(head!.seq);
-    let prev = head!.hash;
+  /**
+   * Where each tenant's chain ends, as this process last saw it. A hint, never trusted: the
+   * append below moves the head only if it is still exactly here, and re-reads it otherwise.
+   */
+  const heads = new Map<string, { seq: number; hash: string }>();
+  const MAX_HEADS = 10_000;
+
+  /**
+   * Reads tenant T's chain head, creating it at the genesis link the first time. Inside a
+   * transaction it also locks the head until the transaction ends.
+   */
+  async function readHead(db: Pick<SqlSession, 'query'>, tenantId: string): Promise<{ seq: number; hash: string }> {
+    const [row] = await db.query<{ seq: string | number; hash: string }>(
+      `INSERT INTO "AuditHead" ("tenantId", "seq", "hash") VALUES ($1, 0, $2)
+       ON CONFLICT ("tenantId") DO UPDATE SET "seq" = "AuditHead"."seq"
+       RETURNING "seq", "hash"`,
+      [tenantId, GENESIS_HASH],
+    );
+    return { seq: Number(row!.seq), hash: row!.hash };
+  }
+
+  /**
+   * Appends one tenant's events after `head`, in ONE statement (atomic on its own): the head
+   * moves from exactly `head` to the last new link and the events are inserted, or, when another
+   * writer (a replica) moved the head first, nothing happens and false is returned. The row lock
+   * the UPDATE takes orders concurrent writers; the primary key (tenantId, seq) backs it up.
+   */
+  async function appendAfter(db: Pick<SqlSession, 'query'>, tenantId: string, head: { seq: number; hash: string }, events: Pending[]): Promise<{ seq: number; hash: string } | undefined> {
+    let seq = head.seq;
+    let prev = head.hash;
     const rows = events.map(({ record }) => {
       seq += 1;
       const linked = { ...record, seq };
       const hash = chainHash(prev, linked);
-      const row = { ...linked, seq: BigInt(seq), prevHash: prev, hash, detail: record.detail ?? undefined };
+      // A missing key is SQL NULL in jsonb_to_recordset (a JSON null would be a jsonb 'null').
+      const { detail, ...rest } = linked;
+      const row = { ...rest, ...(detail ? { detail } : {}), time: record.time.toISOString(), prevHash: prev, hash };
       prev = hash;
       return row;
     });
-    await tx.auditEvent.createMany({ data: rows as never });
-    await tx.$executeRaw`UPDATE "AuditHead" SET "seq" = ${BigInt(seq)}, "hash" = ${prev} WHERE "tenantId" = ${tenantId}`;
+    const [result] = await db.query<{ moved: string | number; added: string | number }>(APPEND_SQL, [JSON.stringify(rows), seq, prev, tenantId, head.seq, head.hash]);
+    const moved = Number(result!.moved);
+    if (moved === 0) return undefined;
+    if (Number(result!.added) !== rows.length) throw new Error('the audit chain head moved without its events');
+    return { seq, hash: prev };
   }
 
-  async function commit(groups: [string, Pending[]][]): Promise<void> {
-    await prisma.$transaction(async (tx) => {
-      for (const [tenantId, events] of groups) await append(tx as unknown as PrismaClient, tenantId, events);
-    }, { maxWait: 5_000, timeout: 10_000 });
+  /**
+   * Appends one tenant's events to its chain. Fast path: one statement after the head this
+   * process last wrote (it is right whenever this process is the tenant's only writer). When
+   * another replica appended in between, the slow path cannot lose: a transaction that locks the
+   * head, reads it and appends after it.
+   */
+  async function append(tenantId: string, events: Pending[]): Promise<void> {
+    const known = heads.get(tenantId);
+    let moved = known ? await appendAfter(sql, tenantId, known, events) : undefined;
+    moved ??= await sql.transaction(async (tx) => {
+      const head = await readHead(tx, tenantId);
+      const after = await appendAfter(tx, tenantId, head, events);
+      if (!after) throw new Error('the audit chain head moved while locked');
+      return after;
+    });
+    heads.delete(tenantId);
+    if (heads.size >= MAX_HEADS) heads.delete(heads.keys().next().value!);
+    heads.set(tenantId, moved);
   }
 
   const settle = (events: Pending[], err?: unknown) => {
@@ -106,6 +176,7 @@ export function createAuditService(opts: AuditOptions) {
     }
   };
 
+  /** Writes a batch: each tenant's events in one statement of its own, so one tenant's failure sinks no other's. */
   async function writeBatch(batch: Pending[]): Promise<void> {
     const byTenant = new Map<string, Pending[]>();
     for (const p of batch) {
@@ -113,28 +184,16 @@ export function createAuditService(opts: AuditOptions) {
       if (list) list.push(p);
       else byTenant.set(p.record.tenantId, [p]);
     }
-    const groups = [...byTenant].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    try {
-      await commit(groups);
-      settle(batch);
-      return;
-    } catch (err) {
-      if (groups.length === 1 || isDatabaseUnavailable(err)) {
-        opts.logger?.error({ err: { message: (err as Error).message }, events: batch.length }, 'audit batch not written');
-        settle(batch, err);
-        return;
-      }
-    }
-    // One tenant's events must not sink another's: retry each tenant on its own.
-    for (const group of groups) {
+    await Promise.all([...byTenant].map(async ([tenantId, events]) => {
       try {
-        await commit([group]);
-        settle(group[1]);
+        await append(tenantId, events);
+        settle(events);
       } catch (err) {
-        opts.logger?.error({ err: { message: (err as Error).message }, tenant: group[0], events: group[1].length }, 'audit batch not written');
-        settle(group[1], err);
+        heads.delete(tenantId);
+        opts.logger?.error({ err: { message: (err as Error).message }, tenant: tenantId, events: events.length }, 'audit events not written');
+        settle(events, err);
       }
-    }
+    }));
   }
 
   function flush(): Promise<void> {

@@ -17,6 +17,11 @@ export interface SqlDriver extends SqlSession {
   readonly kind: 'pglite' | 'postgres';
   /** Runs `fn` on one dedicated connection (needed for session-level advisory locks). */
   withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction on one connection: committed when it resolves, rolled back
+   * when it throws. No other query (Prisma's included) runs inside it.
+   */
+  transaction<T>(fn: (tx: SqlSession) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -56,6 +61,15 @@ async function openPglite(dataDir: string): Promise<OpenedDriver> {
       turn = run.catch(() => {});
       return run;
     },
+    // PGlite's own transaction holds its exclusive lock: Prisma's queries wait until it ends.
+    transaction: (fn) => db.transaction((tx) => fn({
+      async query<T>(sql: string, params?: unknown[]) {
+        return (await tx.query<T>(sql, params)).rows;
+      },
+      async exec(sql: string) {
+        await tx.exec(sql);
+      },
+    })),
     close: () => db.close(),
   };
   return { driver, adapter: new PrismaPGlite(db) };
@@ -84,6 +98,21 @@ async function openPostgres(url: string): Promise<OpenedDriver> {
         return await fn(session(client as unknown as Pool));
       } finally {
         client.release();
+      }
+    },
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(session(client as unknown as Pool));
+        await client.query('COMMIT');
+        client.release();
+        return result;
+      } catch (err) {
+        // A connection that cannot even roll back is not given back to the pool.
+        const broken = await client.query('ROLLBACK').then(() => false, () => true);
+        client.release(broken);
+        throw err;
       }
     },
     close: () => pool.end(),
