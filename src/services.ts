@@ -14,6 +14,7 @@ import { localChangeEvents } from './shared/changes.js';
 import { memoryReplayStore } from './shared/replay.js';
 import { redisSharedState } from './shared/redis.js';
 import { createRateLimits } from './limits/index.js';
+import { createPolicyService } from './policy/service.js';
 import { pino, type Logger } from 'pino';
 
 /**
@@ -33,7 +34,9 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const agents = createAgentService({ prisma: db.prisma, clients, changes, revocations });
   const secrets = createSecretVerifier();
   const replay = shared?.replay ?? memoryReplayStore();
-  const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer });
+  // Tenant Cedar policies (issue #5): asked by the grants last before minting.
+  const policies = createPolicyService({ prisma: db.prisma, changes, tenantTtl: async (id) => (await tenants.get(id)).token_ttl });
+  const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer, policies });
   const limits = createRateLimits({
     clientRps: config.rateLimitClientRps,
     tenantRps: config.rateLimitTenantRps,
@@ -42,7 +45,7 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
     logger,
   });
   return {
-    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits,
+    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits, policies,
     /** Releases what the services hold besides the database (the Redis connections). */
     close: async () => {
       await Promise.all([shared?.close(), limits.close()]);

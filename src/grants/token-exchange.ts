@@ -10,6 +10,7 @@ import {
 } from './exchange-rules.js';
 import { verifyPresentedToken } from './presented-token.js';
 import { tokenEndpointProof } from './dpop.js';
+import { actorSubjects, enforcePolicy } from './policy.js';
 
 /**
  * OAuth 2.0 Token Exchange (RFC 8693) at `/t/T/token`: an agent (or a client of T) trades a
@@ -44,6 +45,8 @@ function must<T>(d: Decision<T>): { ok: true } & T {
 }
 
 interface Ceiling {
+  /** The delegation it comes from, for an agent. */
+  delegation?: string;
   scopes: string[];
   resources: ResourceGrantable[];
   ttl: number | null;
@@ -84,6 +87,7 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
         throw new errors.UnauthorizedClient(`this agent is not installed in tenant ${issuer.tenant.id}`);
       }
       ceiling = {
+        delegation: d.id,
         scopes: d.scopes,
         resources: d.resources,
         ttl: d.tokenTtl,
@@ -150,6 +154,29 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
       boundTo: [subject.jkt, actorJkt],
       required: ceiling.requireDpop || resource.requireDpop === true,
     }));
+
+    // Last, the tenant's policy (with the platform baseline) on exactly what is about to be issued.
+    await enforcePolicy(ctx, deps, {
+      tenantId: issuer.tenant.id,
+      action: 'exchange',
+      principal: {
+        type: meta.kind === 'agent' ? 'Agent' : 'Client',
+        id: clientId,
+        // An agent from elsewhere belongs to its home and, through its delegation, to this tenant.
+        tenants: foreign && ceiling.delegation !== undefined ? [meta.homeTenant, issuer.tenant.id] : [meta.homeTenant],
+      },
+      resource: { uri: resource.uri, tenantId: issuer.tenant.id },
+      context: {
+        scopes,
+        ttl: exp - now,
+        dpop: Boolean(jkt),
+        actorChain: actorSubjects(act),
+        time: now,
+        ttlCap: issuer.tenant.tokenTtl,
+        subject: subject.sub,
+        ...(ceiling.delegation !== undefined ? { delegation: ceiling.delegation } : {}),
+      },
+    });
 
     const minted = await issuer.mint({
       subject: subject.sub,
