@@ -143,6 +143,23 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
     ctx.body = { delegation: d.id, client_id: d.client_id, ...(await services.revocations.revokeAllOf(tenant, d.client_id)) };
   });
 
+  // Policy: the tenant's Cedar policy set (src/policy/). Tenant admins manage their own.
+  router.get('/tenants/:tenant/policy', async (ctx) => {
+    ctx.body = await services.policies.get(await tenantOf(ctx));
+  });
+  router.put('/tenants/:tenant/policy', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    const admin = ctx.state.admin as AdminPrincipal;
+    ctx.body = await services.policies.set(tenant, await body(ctx), admin.clientId);
+  });
+  router.delete('/tenants/:tenant/policy', async (ctx) => {
+    ctx.body = await services.policies.remove(await tenantOf(ctx));
+  });
+  router.post('/tenants/:tenant/policy/test', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    ctx.body = await services.policies.test(tenant, await body(ctx));
+  });
+
   return router;
 }
 

@@ -63,6 +63,7 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
       delegations: (await b.admin('GET', `/tenants/${B}/delegations`)).body.delegations,
       revoked: await prisma.revokedToken.count({ where: { tenantId: B } }),
       cutoffs: await prisma.tokenCutoff.count({ where: { tenantId: B } }),
+      policy: await prisma.tenantPolicy.findUnique({ where: { tenantId: B } }),
     };
   }
 
@@ -77,6 +78,8 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     tokenB = await clientToken(B, await tenantAdmin(B), { resource: 'urn:bulkhead:admin', scope: 'admin' });
     delegationB = (await b.admin('POST', `/tenants/${B}/delegations`, { client_id: agent.client_id, scopes: ['tickets:read'], resources: [seedB.resource] })).body.id;
     kidB = (await b.admin('GET', `/tenants/${B}/keys`)).body.keys.find((k: { status: string }) => k.status === 'active').kid;
+    // B has a policy, so that A deleting or replacing it would show.
+    await b.admin('PUT', `/tenants/${B}/policy`, { policy: '@id("b-policy")\npermit(principal, action, resource);' });
   });
   afterAll(() => b?.close());
 
@@ -103,6 +106,8 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     'POST /admin/tenants/:tenant/agents': { name: 'intruder-bot' },
     'POST /admin/tenants/:tenant/delegations': { client_id: 'AGENT', scopes: ['tickets:read', 'tickets:write'], resources: ['RESOURCE'] },
     'POST /admin/tenants/:tenant/tokens/revoke': { jti: 'rbacjti' },
+    'PUT /admin/tenants/:tenant/policy': { policy: 'forbid(principal, action, resource);' },
+    'POST /admin/tenants/:tenant/policy/test': { policy: 'forbid(principal, action, resource);', requests: [{ principal: { id: 'x' }, action: 'issue', resource: 'https://x.test/' }] },
   };
   function request(method: string, template: string, tenant: string) {
     const path = template
@@ -114,7 +119,7 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     expect(path, `${method} ${template}: a route parameter this test does not know`).not.toMatch(/:/);
     let body = samples[`${method} ${template}`];
     if (body !== undefined) body = JSON.parse(JSON.stringify(body).replace('AGENT', agent.client_id).replace('RESOURCE', tenant === B ? seedB.resource : seedA.resource));
-    return { path, body: method === 'POST' ? (body ?? {}) : undefined };
+    return { path, body: method === 'POST' || method === 'PUT' ? (body ?? {}) : undefined };
   }
 
   it("A's admin token on every one of B's routes: 404 exactly as for an unknown tenant (or 403 platform-only), and nothing changes", async () => {
@@ -179,6 +184,14 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     const d = await call(tokenA, 'POST', `/tenants/${A}/delegations`, { client_id: agent.client_id, scopes: ['tickets:read'], resources: [seedA.resource] });
     expect(d.status, JSON.stringify(d.body)).toBe(201);
     expect(d.body.created_by).toBe(adminA.client_id);
+    // Its own tenant's policy: set, shown, tested, deleted.
+    const set = await call(tokenA, 'PUT', `/tenants/${A}/policy`, { policy: '@id("a-all")\npermit(principal, action, resource);' });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    expect(set.body).toMatchObject({ tenant: A, version: 1, policy_ids: ['a-all'], updated_by: adminA.client_id });
+    expect((await call(tokenA, 'GET', `/tenants/${A}/policy`)).body.policy_ids).toEqual(['a-all']);
+    const tested = await call(tokenA, 'POST', `/tenants/${A}/policy/test`, { requests: [{ principal: { id: 'x' }, action: 'issue', resource: seedA.resource }] });
+    expect(tested.body.results[0]).toMatchObject({ decision: 'allow', policies: ['a-all'] });
+    expect((await call(tokenA, 'DELETE', `/tenants/${A}/policy`)).body).toMatchObject({ deleted: true, text: null });
     expect((await call(tokenA, 'GET', `/tenants/${A}/delegations`)).body.delegations.map((x: { id: string }) => x.id)).toContain(d.body.id);
     // …and the agent can use it in A.
     const home = await clientToken(vendor, agent);
