@@ -18,7 +18,8 @@ export interface PolicyDecisionRecord {
 export function policyRefusal(error: DenialError | undefined, scopes: string[]): Error {
   switch (error) {
     case 'invalid_scope':
-      return new errors.InvalidScope(`scope not allowed by the tenant's policy: ${scopesForError(scopes)}`, scopes.join(' '));
+      // No `scope` member in the response, as for every other invalid_scope (see ./client-credentials.ts).
+      return new errors.InvalidScope(`scope not allowed by the tenant's policy: ${scopesForError(scopes)}`, undefined as unknown as string);
     case 'invalid_target':
       return new errors.InvalidTarget("the tenant's policy does not allow a token for this resource");
     case 'invalid_request':
