@@ -8,6 +8,7 @@ import { InvalidInput } from '../shared/errors.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE, authorizeAdmin, requireAdmin, type AdminPrincipal } from './auth.js';
 import { openApiDocument, revokeTokenInput } from './openapi.js';
+import { POLICY_BODY_BYTES } from '../policy/service.js';
 
 /**
  * The admin HTTP API: JSON in and out, snake_case, every body validated with zod by the service
@@ -144,20 +145,22 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
   });
 
   // Policy: the tenant's Cedar policy set (src/policy/). Tenant admins manage their own.
+  // A policy text (up to MAX_POLICY_BYTES, JSON-escaped) or a test table may exceed MAX_BODY_BYTES.
+  const policyBody = (ctx: ParameterizedContext) => readJson(ctx, Math.max(opts.maxBodyBytes, POLICY_BODY_BYTES));
   router.get('/tenants/:tenant/policy', async (ctx) => {
     ctx.body = await services.policies.get(await tenantOf(ctx));
   });
   router.put('/tenants/:tenant/policy', async (ctx) => {
     const tenant = await tenantOf(ctx);
     const admin = ctx.state.admin as AdminPrincipal;
-    ctx.body = await services.policies.set(tenant, await body(ctx), admin.clientId);
+    ctx.body = await services.policies.set(tenant, await policyBody(ctx), admin.clientId);
   });
   router.delete('/tenants/:tenant/policy', async (ctx) => {
     ctx.body = await services.policies.remove(await tenantOf(ctx));
   });
   router.post('/tenants/:tenant/policy/test', async (ctx) => {
     const tenant = await tenantOf(ctx);
-    ctx.body = await services.policies.test(tenant, await body(ctx));
+    ctx.body = await services.policies.test(tenant, await policyBody(ctx));
   });
 
   return router;

@@ -1,7 +1,7 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { BASELINE_POLICIES, isBaselineId, REGISTRATIONS_POLICY } from './baseline.js';
 import type { CompiledPolicy, DenialError } from './compile.js';
-import type { PolicyAction, PrincipalType } from './schema.js';
+import { POLICY_SCHEMA, type PolicyAction, type PrincipalType } from './schema.js';
 
 /**
  * One issuance or exchange as Cedar sees it: who asks (principal), what (action), for which
@@ -164,8 +164,14 @@ export function denialError(d: Pick<PolicyDecision, 'policyIds'>, errors: Record
  * Checks a request against the schema (for `policy test`, whose rows are written by hand): a
  * row Cedar would not accept is reported rather than silently decided.
  */
-export function requestProblem(req: PolicyRequest, schema: string): string | undefined {
-  const call = cedarCall(req);
-  const answer = cedar.isAuthorized({ ...call, schema, validateRequest: true, policies: { staticPolicies: {} } });
+export function requestProblem(req: PolicyRequest): string | undefined {
+  if (!schemaPreparsed) {
+    const s = cedar.preparseSchema('bulkhead', POLICY_SCHEMA);
+    const p = cedar.preparsePolicySet('bulkhead:empty', { staticPolicies: {} });
+    if (s.type === 'failure' || p.type === 'failure') throw new Error('cedar could not preparse the policy schema');
+    schemaPreparsed = true;
+  }
+  const answer = cedar.statefulIsAuthorized({ ...cedarCall(req), preparsedSchemaName: 'bulkhead', validateRequest: true, preparsedPolicySetId: 'bulkhead:empty' });
   return answer.type === 'failure' ? answer.errors.map((e) => e.message).join('; ') : undefined;
 }
+let schemaPreparsed = false;

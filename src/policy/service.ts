@@ -6,9 +6,8 @@ import { Forbidden, InvalidInput } from '../shared/errors.js';
 import { SYSTEM_TENANT } from '../shared/ids.js';
 import { parseInput } from '../shared/validate.js';
 import { Lru } from '../shared/lru.js';
-import { compilePolicy, InvalidPolicy, type CompiledPolicy, type DenialError } from './compile.js';
+import { compilePolicy, InvalidPolicy, MAX_POLICY_BYTES, type CompiledPolicy, type DenialError } from './compile.js';
 import { preparePolicySet, requestProblem, type PolicyRequest, type PreparedPolicySet } from './evaluate.js';
-import { POLICY_SCHEMA } from './schema.js';
 
 /** A tenant's policy as the admin API shows it (snake_case). No policy: `text` and `version` are null. */
 export interface PolicyView {
@@ -20,6 +19,9 @@ export interface PolicyView {
   updated_at: string | null;
   updated_by: string | null;
 }
+
+/** Largest admin request body the policy routes read: a policy text JSON-escaped, or a test table. */
+export const POLICY_BODY_BYTES = 8 * MAX_POLICY_BYTES;
 
 export const setPolicyInput = z.object({
   policy: z.string().min(1, 'the Cedar policy text is required'),
@@ -213,17 +215,22 @@ export function createPolicyService(deps: PolicyServiceDeps) {
      */
     async test(tenantId: string, raw: unknown): Promise<PolicyTestReport> {
       const input = parseInput(testPolicyInput, raw);
-      let set: PreparedPolicySet;
+      let compiled: CompiledPolicy | undefined;
+      let version: number | null = null;
       let which: PolicyTestReport['policy'];
       if (input.policy !== undefined) {
-        set = preparePolicySet(compilePolicy(input.policy));
+        compiled = compilePolicy(input.policy);
         which = 'candidate';
       } else {
         const row = await db(tenantId).tenantPolicy.findUnique({ where: { tenantId } });
-        set = row ? preparePolicySet(compilePolicy(row.text), { version: row.version }) : preparePolicySet(undefined);
+        compiled = row ? compilePolicy(row.text) : undefined;
+        version = row?.version ?? null;
         which = row ? 'stored' : 'none';
       }
       const ttlCap = await deps.tenantTtl(tenantId);
+      // Parsed once for the whole table (one shared slot: from here on nothing awaits, so no
+      // other table can take it before every row is decided).
+      const set = preparePolicySet(compiled, { version, preparseAs: 'bulkhead:policy-test' });
       const now = Math.floor(Date.now() / 1000);
       const problems: string[] = [];
       const results = input.requests.map((r, row): PolicyTestResult => {
@@ -247,7 +254,7 @@ export function createPolicyService(deps: PolicyServiceDeps) {
         };
         const problem = r.action === 'issue' && (r.context.subject !== undefined || r.context.delegation !== undefined)
           ? 'context.subject and context.delegation are only for action exchange'
-          : requestProblem(req, POLICY_SCHEMA);
+          : requestProblem(req);
         if (problem) problems.push(`requests.${row}: ${problem}`);
         const d = set.decide(req);
         return {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../src/policy/compile.js';
-import { denialError, preparePolicySet, type PolicyRequest } from '../../src/policy/evaluate.js';
+import { denialError, preparePolicySet, requestProblem, type PolicyRequest } from '../../src/policy/evaluate.js';
 import { actorSubjects, enforcePolicy, policyRefusal } from '../../src/grants/policy.js';
 
 const NOW = 1_800_000_000;
@@ -149,6 +149,15 @@ describe('denials: which OAuth error', () => {
       expect(err.error).toBe(code ?? 'access_denied');
       expect(err.error_description).not.toMatch(/policy\d|@id|bulkhead\./);
     }
+  });
+});
+
+describe('requestProblem: a hand-written request checked against the schema', () => {
+  it('accepts what the grants build, refuses what the schema does not allow', () => {
+    expect(requestProblem(issue())).toBeUndefined();
+    expect(requestProblem(exchange())).toBeUndefined();
+    expect(requestProblem(exchange({ delegation: undefined }))).toBeUndefined();
+    expect(requestProblem({ ...issue(), principal: { type: 'User' as never, id: 'u', tenants: ['acme'] } })).toMatch(/User/);
   });
 });
 

@@ -206,10 +206,22 @@ describe.each(DATABASES)('tenant policies at the token endpoint (%s)', (kind) =>
     expect(syntax.status).toBe(400);
     expect(syntax.body.problems[0].message).toMatch(/unexpected end of input|expected/);
     expect((await b.admin('PUT', '/tenants/acme/policy', { policy: '' }, { allowError: true })).status).toBe(400);
+    const huge = await b.admin('PUT', '/tenants/acme/policy', { policy: `// ${'x'.repeat(70_000)}\n${DESIGN_EXAMPLE}` }, { allowError: true });
+    expect(huge.status).toBe(400);
+    expect(huge.body.error_description).toMatch(/larger than 65536 bytes/);
     expect((await b.admin('PUT', '/tenants/acme/policy', { text: DESIGN_EXAMPLE }, { allowError: true })).status).toBe(400);
     // Nothing changed: the stored policy and what it decides.
     expect((await b.admin('GET', '/tenants/acme/policy')).body).toEqual(v1);
     expect((await cc('acme', svc, { resource: API, scope: 'tickets:write' })).body.error).toBe('invalid_scope');
+    expect((await cc('acme', svc, { resource: API, scope: 'tickets:read' })).status).toBe(200);
+  });
+
+  it('a policy larger than an ordinary admin body (MAX_BODY_BYTES, 32 KiB) can be set', async () => {
+    const rules = Array.from({ length: 200 }, (_, i) => `@id("rule-${i}")\nforbid(principal, action, resource) when { context.scopes.contains("never:${'x'.repeat(100)}:${i}") };`);
+    const text = [...rules, DESIGN_EXAMPLE].join('\n');
+    expect(text.length).toBeGreaterThan(32 * 1024);
+    const r = await setPolicy('acme', text);
+    expect(r.body.policy_ids).toHaveLength(201);
     expect((await cc('acme', svc, { resource: API, scope: 'tickets:read' })).status).toBe(200);
   });
 
