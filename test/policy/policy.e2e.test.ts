@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as oauth from 'oauth4webapi';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
+import { randomUUID } from 'node:crypto';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { DATABASES } from '../support/databases.js';
 import { seedTenant, startTestBroker, tokenRequest, type TestBroker } from '../support/broker.js';
@@ -133,6 +134,45 @@ describe.each(DATABASES)('tenant policies at the token endpoint (%s)', (kind) =>
     const { res: structural, decision: none } = await recorded('acme', () => cc('acme', svc, { resource: BILLING }));
     expect(structural.body.error).toBe('invalid_target');
     expect(none).toBeUndefined();
+  });
+
+  it('the context reaches the policy as the grant saw it: ttl, dpop, time, tenant, ttlCap, subject, actorChain', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const permitAll = '\npermit(principal, action, resource);';
+    /** A DPoP proof (RFC 9449) for acme's token endpoint. */
+    const dpop = async () => {
+      const { publicKey, privateKey } = await generateKeyPair('ES256');
+      return new SignJWT({ htm: 'POST', htu: `${b.issuer('acme')}/token`, jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) }).setIssuedAt().sign(privateKey);
+    };
+    /** A token of acme for the user alice, issued to acme's portal, naming bot in may_act. */
+    const alice = async () => {
+      const { signer } = await b.broker.services.keys.loadForIssuer('acme');
+      return new SignJWT({ iss: b.issuer('acme'), tenant_id: 'acme', sub: 'alice', client_id: 'portal', aud: API, scope: 'tickets:read', may_act: { sub: bot.client_id }, iat: now, exp: now + 300, jti: randomUUID() })
+        .setProtectedHeader({ alg: signer!.alg, kid: signer!.kid, typ: 'at+jwt' }).sign(await importJWK(signer!.privateJwk, signer!.alg));
+    };
+    const exchangeAlice = async () => tokenRequest(b, 'acme', { grant_type: TE, subject_token: await alice(), subject_token_type: AT, resource: API, scope: 'tickets:read' }, { basic: [bot.client_id, bot.client_secret] });
+    const read = (c = svc, headers: Record<string, string> = {}) => tokenRequest(b, 'acme', { grant_type: 'client_credentials', resource: API, scope: 'tickets:read' }, { basic: [c.client_id, c.client_secret!], headers });
+
+    const rows: Array<[string, string, () => Promise<{ status: number; body: any }>, number]> = [
+      ['ttl 300 over 60', 'forbid(principal, action, resource) when { context.ttl > 60 };' + permitAll, () => read(svc), 400],
+      ['ttl 60 within 60', 'forbid(principal, action, resource) when { context.ttl > 60 };' + permitAll, () => read(short), 200],
+      ['no DPoP proof', 'forbid(principal, action, resource) unless { context.dpop };' + permitAll, () => read(svc), 400],
+      ['a DPoP proof', 'forbid(principal, action, resource) unless { context.dpop };' + permitAll, async () => read(svc, { dpop: await dpop() }), 200],
+      ['time past', `forbid(principal, action, resource) when { context.time > ${now - 3600} };` + permitAll, () => read(svc), 400],
+      ['time future', `forbid(principal, action, resource) when { context.time > ${now + 3600} };` + permitAll, () => read(svc), 200],
+      ['tenant and cap', 'permit(principal, action, resource) when { principal in context.tenant && context.tenant == Tenant::"acme" && context.ttlCap == 300 };', () => read(svc), 200],
+      ['another cap', 'permit(principal, action, resource) when { context.ttlCap == 301 };', () => read(svc), 400],
+      ['alice via bot', `permit(principal, action == Action::"exchange", resource) when { context.subject == "alice" && context.actorChain.contains("${bot.client_id}") };`, exchangeAlice, 200],
+      ['bot for itself', `permit(principal, action == Action::"exchange", resource) when { context.subject == "alice" && context.actorChain.contains("${bot.client_id}") };`, () => exchange(bot, { scope: 'tickets:read' }), 400],
+      ['alice, another actor', 'permit(principal, action == Action::"exchange", resource) when { context.subject == "alice" && context.actorChain.contains("someone-else") };', exchangeAlice, 400],
+    ];
+    for (const [name, policy, request, status] of rows) {
+      await setPolicy('acme', policy);
+      const r = await request();
+      expect(r.status, `${name}: ${JSON.stringify(r.body)}`).toBe(status);
+      if (status === 400) expect(r.body.error, name).toBe('access_denied');
+    }
   });
 
   it('a forbid with @error("invalid_target") answers invalid_target; the refusal names no policy', async () => {
