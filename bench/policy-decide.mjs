@@ -6,7 +6,7 @@
 // `npm run bench` reports for a whole token request.
 import { performance } from 'node:perf_hooks';
 import { compilePolicy } from '../dist/policy/compile.js';
-import { preparePolicySet } from '../dist/policy/evaluate.js';
+import { preparePolicySet, registrationsPolicySet } from '../dist/policy/evaluate.js';
 import { BENCH_POLICY, RESOURCE, SCOPE, TENANT } from './targets/common.mjs';
 
 const N = Number(process.env.BENCH_DECISIONS || 20_000);
@@ -31,6 +31,6 @@ function measure(label, set) {
 const t0 = performance.now();
 const compiled = compilePolicy(BENCH_POLICY);
 console.log(`compile (parse + validate) BENCH_POLICY: ${(performance.now() - t0).toFixed(1)} ms, ${Object.keys(compiled.policies).length} policies`);
-measure('no tenant policy (baseline + registrations), preparsed', preparePolicySet(undefined, { preparseAs: 'bench:none' }));
+measure('no tenant policy (baseline + registrations), preparsed', registrationsPolicySet());
 measure('tenant policy BENCH_POLICY + baseline, preparsed', preparePolicySet(compiled, { preparseAs: 'bench:tenant' }));
 measure('tenant policy BENCH_POLICY + baseline, parsed per decision', preparePolicySet(compiled));

@@ -93,7 +93,7 @@ export interface PreparedPolicySet {
   decide(req: PolicyRequest): PolicyDecision;
 }
 
-/** Which tenant currently owns each preparsed (cedar-wasm, stateful) policy set id. */
+/** Which prepared set currently owns each preparsed (cedar-wasm, stateful) policy set id. */
 const preparsedOwner = new Map<string, object>();
 
 /**
@@ -129,7 +129,10 @@ export function preparePolicySet(compiled: CompiledPolicy | undefined, opts: { v
     const { decision, diagnostics } = answer.response;
     const errored = diagnostics.errors.map((e) => e.policyId);
     // A policy that fails to evaluate might have been the forbid that refuses: fail closed.
-    if (errored.length > 0) return { effect: 'deny', policyIds: [...new Set([...diagnostics.reason.filter(() => decision === 'deny'), ...errored])].sort() };
+    if (errored.length > 0) {
+      const forbids = decision === 'deny' ? diagnostics.reason : [];
+      return { effect: 'deny', policyIds: [...new Set([...forbids, ...errored])].sort() };
+    }
     return { effect: decision, policyIds: [...diagnostics.reason].sort() };
   };
 
@@ -142,6 +145,12 @@ export function preparePolicySet(compiled: CompiledPolicy | undefined, opts: { v
       return { ...d, error: denialError(d, errors, () => req.context.scopes.length > 0 && evaluate({ ...req, context: { ...req.context, scopes: [] } }).effect === 'allow') };
     },
   };
+}
+
+let registrations: PreparedPolicySet | undefined;
+/** The one policy set of every tenant without a policy (baseline + registrations), parsed once per process. */
+export function registrationsPolicySet(): PreparedPolicySet {
+  return (registrations ??= preparePolicySet(undefined, { preparseAs: 'bulkhead:registrations' }));
 }
 
 /**

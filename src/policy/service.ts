@@ -7,7 +7,7 @@ import { SYSTEM_TENANT } from '../shared/ids.js';
 import { parseInput } from '../shared/validate.js';
 import { Lru } from '../shared/lru.js';
 import { compilePolicy, InvalidPolicy, MAX_POLICY_BYTES, type CompiledPolicy, type DenialError } from './compile.js';
-import { preparePolicySet, requestProblem, type PolicyRequest, type PreparedPolicySet } from './evaluate.js';
+import { preparePolicySet, registrationsPolicySet, requestProblem, type PolicyRequest, type PreparedPolicySet } from './evaluate.js';
 
 /** A tenant's policy as the admin API shows it (snake_case). No policy: `text` and `version` are null. */
 export interface PolicyView {
@@ -129,8 +129,7 @@ export function createPolicyService(deps: PolicyServiceDeps) {
   const cache = new Lru<string, { set: PreparedPolicySet; loadedAt: number }>(deps.cacheSize ?? 1000);
   const loading = new Map<string, Promise<PreparedPolicySet>>();
   const generation = new Map<string, number>();
-  // The one policy set of every tenant without a policy: baseline + registrations, parsed once.
-  const registrations = preparePolicySet(undefined, { preparseAs: 'bulkhead:registrations' });
+  const registrations = registrationsPolicySet();
 
   deps.changes.onPolicyChanged((tenantId) => {
     generation.set(tenantId, (generation.get(tenantId) ?? 0) + 1);
