@@ -49,10 +49,13 @@ export interface PolicyDecision {
 
 const tenantUid = (id: string) => ({ type: 'Tenant', id });
 
+/**
+ * The principal and the resource with their parents. `Tenant` entities have no attributes, and
+ * Cedar takes hierarchy from the children's parent lists, so they are not sent (a tenth of the
+ * cost of a decision).
+ */
 export function policyEntities(req: PolicyRequest): cedar.EntityJson[] {
-  const tenants = [...new Set([req.tenantId, ...req.principal.tenants, req.resource.tenantId])];
   return [
-    ...tenants.map((id) => ({ uid: tenantUid(id), attrs: {}, parents: [] })),
     { uid: { type: req.principal.type, id: req.principal.id }, attrs: {}, parents: [...new Set(req.principal.tenants)].map(tenantUid) },
     { uid: { type: 'Resource', id: req.resource.uri }, attrs: { uri: req.resource.uri }, parents: [tenantUid(req.resource.tenantId)] },
   ];
