@@ -131,7 +131,7 @@ export const openApiDocument = {
     '/admin/tenants/{tenant}/policy': {
       get: op("Show the tenant's Cedar policy (text and version null when it has none: its registrations alone decide)", 'Policy', { parameters: [tenantParam] }),
       put: {
-        summary: "Set the tenant's Cedar policy: validated against the policy schema (400 with Cedar's messages and locations otherwise, nothing changes); from then on every issuance and exchange is decided by it, default deny, with the platform baseline always applied. Not for the system tenant (403)",
+        summary: "Set the tenant's Cedar policy: validated against the policy schema (400 with Cedar's messages and locations otherwise, nothing changes); from then on every issuance and exchange is decided by it, default deny, with the platform baseline always applied. Not for the system tenant (400)",
         parameters: [tenantParam],
         requestBody: { required: true, ...json('SetPolicy') },
         responses: { '200': ok('the policy now in force', 'Policy'), ...errors, '400': ok("invalid_request: the body is invalid, or the policy does not parse or validate (problems: Cedar's messages with line, column and offsets)", 'PolicyError') },

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { PrismaClient, TenantPolicy } from '../generated/prisma/client.js';
 import { forTenant } from '../db/tenant-scope.js';
 import type { ChangeEvents } from '../shared/changes.js';
-import { Forbidden, InvalidInput } from '../shared/errors.js';
+import { InvalidInput } from '../shared/errors.js';
 import { SYSTEM_TENANT } from '../shared/ids.js';
 import { parseInput } from '../shared/validate.js';
 import { Lru } from '../shared/lru.js';
@@ -187,7 +187,7 @@ export function createPolicyService(deps: PolicyServiceDeps) {
     async set(tenantId: string, raw: unknown, updatedBy: string): Promise<PolicyView> {
       if (tenantId === SYSTEM_TENANT) {
         // The platform's own tenant: its admin tokens must always be obtainable.
-        throw new Forbidden('the system tenant carries no policy');
+        throw new InvalidInput('the system tenant carries no policy: its admin tokens must always be obtainable');
       }
       const input = parseInput(setPolicyInput, raw);
       const compiled = compilePolicy(input.policy);

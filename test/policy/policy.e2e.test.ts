@@ -330,7 +330,8 @@ describe.each(DATABASES)('tenant policies at the token endpoint (%s)', (kind) =>
 
   it('the system tenant carries no policy', async () => {
     const r = await b.admin('PUT', '/tenants/system/policy', { policy: DESIGN_EXAMPLE }, { allowError: true });
-    expect(r.status).toBe(403);
+    expect(r.status).toBe(400);
+    expect(r.body).toEqual({ error: 'invalid_request', error_description: 'the system tenant carries no policy: its admin tokens must always be obtainable' });
     expect((await b.admin('GET', '/tenants/system/policy')).body.text).toBeNull();
   });
 });
