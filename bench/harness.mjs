@@ -51,7 +51,7 @@ export function startTarget(script, label, profileFile) {
   const child = fork(path.join(here, 'targets', `${script}.mjs`), [], {
     execPath: process.execPath,
     execArgv: ['--enable-source-maps'],
-    env: { ...process.env, BENCH_LOG_LEVEL: settings.logLevel, NODE_ENV: 'production', BENCH_PROFILE_FILE: profileFile ?? '' },
+    env: { ...process.env, BENCH_LOG_LEVEL: settings.logLevel, NODE_ENV: 'production', BENCH_PROFILE_FILE: profileFile ?? '', BENCH_WORKLOAD: label },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   children.add(child);

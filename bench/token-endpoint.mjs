@@ -1,6 +1,7 @@
 // Token endpoint throughput, measured in one run on one machine: Bulkhead's client_credentials
-// against a bare oidc-provider 9 baseline, and Bulkhead's token exchange (RFC 8693, an agent
-// trading its agent credential) against Bulkhead's client_credentials. Run with `npm run bench`
+// against a bare oidc-provider 9 baseline, Bulkhead's token exchange (RFC 8693, an agent
+// trading its agent credential) against Bulkhead's client_credentials, and client_credentials
+// at a tenant with a Cedar policy (issue #5) against the same without one. Run with `npm run bench`
 // (builds dist/ first). See ./README.md for how to read the numbers: compare the ratios, not
 // absolute requests/s.
 //
@@ -10,7 +11,7 @@
 // response was not 2xx.
 //
 // Environment knobs (all optional):
-//   BENCH_WORKLOADS    comma-separated, from baseline,bulkhead,exchange (default: all three)
+//   BENCH_WORKLOADS    comma-separated, from baseline,bulkhead,policy,exchange (default: all four)
 //   BENCH_DURATION     seconds measured per run            (default 10)
 //   BENCH_WARMUP       seconds of discarded warm-up         (default 3)
 //   BENCH_CONNECTIONS  autocannon connections               (default 16)
@@ -34,6 +35,7 @@ const { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, rounds: RO
 const RATIOS = [
   ['bulkhead', 'baseline', 'client_credentials: Bulkhead vs bare oidc-provider'],
   ['exchange', 'bulkhead', 'Bulkhead: token exchange vs client_credentials', 0.7],
+  ['policy', 'bulkhead', 'Bulkhead client_credentials: tenant with a Cedar policy vs without', 0.9],
 ];
 
 requireNode22();

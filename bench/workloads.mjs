@@ -120,5 +120,8 @@ function tokenExchange(target) {
 export const WORKLOADS = {
   baseline: { ...clientCredentials('baseline'), label: 'bare oidc-provider, client_credentials' },
   bulkhead: { ...clientCredentials('bulkhead'), label: 'Bulkhead, client_credentials' },
+  // The same request to a tenant with a Cedar policy of its own (targets/common.mjs BENCH_POLICY):
+  // the target seeds it when its workload is `policy`.
+  policy: { ...clientCredentials('bulkhead'), label: 'Bulkhead, client_credentials, tenant with a Cedar policy' },
   exchange: { ...tokenExchange('bulkhead'), label: 'Bulkhead, token exchange (agent credential → tenant token)' },
 };

@@ -16,6 +16,7 @@ import { redisSharedState } from './shared/redis.js';
 import { createRateLimits } from './limits/index.js';
 import { createAuditService } from './audit/service.js';
 import { createRateLimitService } from './limits/overrides.js';
+import { createPolicyService } from './policy/service.js';
 import { pino, type Logger } from 'pino';
 
 /**
@@ -35,7 +36,9 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const agents = createAgentService({ prisma: db.prisma, clients, changes, revocations });
   const secrets = createSecretVerifier();
   const replay = shared?.replay ?? memoryReplayStore();
-  const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer });
+  // Tenant Cedar policies (issue #5): asked by the grants last before minting.
+  const policies = createPolicyService({ prisma: db.prisma, changes, tenantTtl: async (id) => (await tenants.get(id)).token_ttl });
+  const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer, policies });
   // Rate-limit overrides (per tenant, per client), cached per replica and dropped on the change bus.
   const rateLimits = createRateLimitService({
     prisma: db.prisma,
@@ -53,7 +56,7 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   });
   const audit = createAuditService({ prisma: db.prisma, sql: db.driver, logger });
   return {
-    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits, rateLimits, audit,
+    config, db, changes, keys, tenants, resources, clients, agents, revocations, secrets, replay, issuers, limits, rateLimits, policies, audit,
     /** Writes the audit events still queued, then releases what the services hold besides the database (the Redis connections). */
     close: async () => {
       await audit.close();

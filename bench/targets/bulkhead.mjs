@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { startBroker } from '../../dist/server.js';
 import { loadConfig } from '../../dist/config/index.js';
-import { AGENT_TENANT, RESOURCE, RESOURCE_SCOPES, SCOPE, TENANT, freePort, serveUntilStopped, fail } from './common.mjs';
+import { AGENT_TENANT, BENCH_POLICY, RESOURCE, RESOURCE_SCOPES, SCOPE, TENANT, freePort, serveUntilStopped, fail } from './common.mjs';
 
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || 'warn';
 
@@ -43,14 +43,14 @@ async function main() {
   const { access_token: adminToken } = await tokenRes.json();
   if (!tokenRes.ok || !adminToken) throw new Error(`admin token refused: ${tokenRes.status}`);
 
-  const admin = async (route, body) => {
+  const admin = async (route, body, method = 'POST') => {
     const res = await fetch(`${url}/admin${route}`, {
-      method: 'POST',
+      method,
       headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
     const parsed = await res.json().catch(() => undefined);
-    if (!res.ok) throw new Error(`POST /admin${route} → ${res.status} ${JSON.stringify(parsed)}`);
+    if (!res.ok) throw new Error(`${method} /admin${route} → ${res.status} ${JSON.stringify(parsed)}`);
     return parsed;
   };
   await admin('/tenants', { id: TENANT });
@@ -66,6 +66,9 @@ async function main() {
   await admin('/tenants', { id: AGENT_TENANT });
   const agent = await admin(`/tenants/${AGENT_TENANT}/agents`, { name: 'bench-agent' });
   await admin(`/tenants/${TENANT}/delegations`, { client_id: agent.client_id, scopes: [SCOPE], resources: [RESOURCE] });
+  // The `policy` workload: the same tenant with a Cedar policy of its own (issue #5).
+  const withPolicy = process.env.BENCH_WORKLOAD === 'policy';
+  if (withPolicy) await admin(`/tenants/${TENANT}/policy`, { policy: BENCH_POLICY }, 'PUT');
 
   serveUntilStopped(
     {
@@ -82,7 +85,7 @@ async function main() {
         homeTokenUrl: `${url}/t/${AGENT_TENANT}/token`,
         homeJwksUrl: `${url}/t/${AGENT_TENANT}/jwks`,
       },
-      notes: `startBroker from dist/, embedded PGlite, LOG_LEVEL=${LOG_LEVEL}, argon2id-hashed secret`,
+      notes: `startBroker from dist/, embedded PGlite, LOG_LEVEL=${LOG_LEVEL}, argon2id-hashed secret${withPolicy ? ', tenant Cedar policy (BENCH_POLICY)' : ''}`,
     },
     async () => {
       await broker.close();

@@ -25,6 +25,32 @@ export const AGENT_TENANT = 'vendor';
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
+/**
+ * The tenant policy of the `policy` workload (issue #5): a few policies of the kinds a tenant
+ * writes (by principal type, action, resource, scopes, DPoP, TTL, delegation), all evaluated for
+ * every request; the bench's client_credentials request is allowed by `services-read`.
+ */
+export const BENCH_POLICY = `
+@id("services-read")
+permit(principal is Client, action == Action::"issue", resource == Resource::"${RESOURCE}")
+  when { context.scopes.containsAll(["tickets:read"]) || context.scopes.isEmpty() };
+
+@id("agents-through-delegations")
+permit(principal is Agent, action == Action::"exchange", resource)
+  when { context has delegation && context.actorChain.isEmpty() };
+
+@id("write-needs-dpop")
+@error("invalid_scope")
+forbid(principal, action, resource) when { context.scopes.contains("tickets:write") && !context.dpop };
+
+@id("short-tokens")
+forbid(principal, action, resource) when { context.ttl > 3600 };
+
+@id("no-admin-scopes")
+@error("invalid_scope")
+forbid(principal, action, resource) when { context.scopes.containsAny(["admin", "tickets:admin"]) };
+`;
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();

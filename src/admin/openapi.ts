@@ -6,6 +6,7 @@ import { createAgentInput, grantDelegationInput } from '../agents/service.js';
 import { KEY_ALGORITHMS } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE } from './auth.js';
 import { setRateLimitInput } from '../limits/overrides.js';
+import { setPolicyInput, testPolicyInput } from '../policy/service.js';
 
 /**
  * Body of `POST /admin/tenants/{tenant}/tokens/revoke`: a token id as Bulkhead mints them
@@ -128,6 +129,24 @@ export const openApiDocument = {
         parameters: [tenantParam, pathParam('client_id')],
       }),
     },
+    '/admin/tenants/{tenant}/policy': {
+      get: op("Show the tenant's Cedar policy (text and version null when it has none: its registrations alone decide)", 'Policy', { parameters: [tenantParam] }),
+      put: {
+        summary: "Set the tenant's Cedar policy: validated against the policy schema (400 with Cedar's messages and locations otherwise, nothing changes); from then on every issuance and exchange is decided by it, default deny, with the platform baseline always applied. Not for the system tenant (400)",
+        parameters: [tenantParam],
+        requestBody: { required: true, ...json('SetPolicy') },
+        responses: { '200': ok('the policy now in force', 'Policy'), ...errors, '400': ok("invalid_request: the body is invalid, or the policy does not parse or validate (problems: Cedar's messages with line, column and offsets)", 'PolicyError') },
+      },
+      delete: op('Delete the tenant\'s policy: its registrations alone decide again (deleted: false when it had none)', 'PolicyDeleted', { parameters: [tenantParam] }),
+    },
+    '/admin/tenants/{tenant}/policy/test': {
+      post: {
+        summary: "Decide a table of requests with the tenant's policy (or a candidate text in `policy`, stored nowhere), as the token endpoint would: per row the decision, the determining policies and, for a denial, the OAuth error",
+        parameters: [tenantParam],
+        requestBody: { required: true, ...json('TestPolicy') },
+        responses: { '200': ok('one result per request', 'PolicyTestReport'), ...errors, '400': ok('invalid_request: a row or the candidate policy is invalid', 'PolicyError') },
+      },
+    },
     '/admin/tenants/{tenant}/delegations/{delegation}/revoke-tokens': {
       post: op("Revoke every token the delegation's agent obtained in this tenant until now, and everything exchanged from them; the delegation itself stays as it is", 'DelegationTokensRevoked', {
         parameters: [tenantParam, pathParam('delegation')],
@@ -216,6 +235,51 @@ export const openApiDocument = {
       },
       DelegationList: { type: 'object', properties: { delegations: { type: 'array', items: { $ref: '#/components/schemas/Delegation' } } } },
       RevokeToken: schema(revokeTokenInput),
+      SetPolicy: schema(setPolicyInput),
+      TestPolicy: schema(testPolicyInput),
+      Policy: {
+        type: 'object',
+        properties: {
+          tenant: { type: 'string' }, text: { type: ['string', 'null'] }, version: { type: ['integer', 'null'] },
+          policy_ids: { type: 'array', items: { type: 'string' }, description: 'the @id of each policy, else policy<N> by position' },
+          updated_at: { type: ['string', 'null'] }, updated_by: { type: ['string', 'null'], description: 'client_id of the admin that set it' },
+        },
+      },
+      PolicyDeleted: { allOf: [{ $ref: '#/components/schemas/Policy' }, { type: 'object', properties: { deleted: { type: 'boolean' } } }] },
+      PolicyError: {
+        type: 'object',
+        required: ['error'],
+        properties: {
+          error: { type: 'string' }, error_description: { type: 'string' },
+          problems: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                policy_id: { type: 'string' }, message: { type: 'string' }, help: { type: 'string' },
+                location: { type: 'object', properties: { line: { type: 'integer' }, column: { type: 'integer' }, start: { type: 'integer' }, end: { type: 'integer' } } },
+              },
+            },
+          },
+        },
+      },
+      PolicyTestReport: {
+        type: 'object',
+        properties: {
+          tenant: { type: 'string' }, policy: { enum: ['stored', 'candidate', 'none'] }, version: { type: ['integer', 'null'] }, passed: { type: 'boolean' },
+          results: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                row: { type: 'integer' }, name: { type: 'string' }, action: { enum: ['issue', 'exchange'] }, principal: { type: 'string' }, resource: { type: 'string' },
+                decision: { enum: ['allow', 'deny'] }, policies: { type: 'array', items: { type: 'string' } },
+                error: { enum: ['access_denied', 'invalid_scope', 'invalid_target', 'invalid_request'] }, expect: { enum: ['allow', 'deny'] }, ok: { type: 'boolean' },
+              },
+            },
+          },
+        },
+      },
       TokenRevoked: { type: 'object', required: ['jti', 'revoked'], properties: { jti: { type: 'string' }, revoked: { const: true } } },
       TokensRevoked: {
         type: 'object',

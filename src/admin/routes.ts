@@ -34,6 +34,10 @@ export const ADMIN_EVENT_TYPES: Readonly<Record<string, string>> = {
   'POST /admin/tenants/:tenant/delegations/:delegation/revoke-tokens': 'tokens.revoked_all',
   'PUT /admin/tenants/:tenant/limits': 'rate_limit.tenant_set',
   'PUT /admin/tenants/:tenant/clients/:client/limits': 'rate_limit.client_set',
+  'PUT /admin/tenants/:tenant/policy': 'policy.set',
+  'DELETE /admin/tenants/:tenant/policy': 'policy.deleted',
+  // Not a change, but a decision run on the tenant's behalf: who tried which policy is worth keeping.
+  'POST /admin/tenants/:tenant/policy/test': 'policy.tested',
 };
 export const adminEventType = (route: string): string => ADMIN_EVENT_TYPES[route] ?? 'admin.change';
 
@@ -41,6 +45,7 @@ const auditQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MAX_LIST).default(50),
   after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 }).strict();
+import { POLICY_BODY_BYTES } from '../policy/service.js';
 
 /**
  * The admin HTTP API: JSON in and out, snake_case, every body validated with zod by the service
@@ -202,6 +207,25 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
   router.put('/tenants/:tenant/clients/:client/limits', async (ctx) => {
     const tenant = await tenantOf(ctx);
     ctx.body = await services.rateLimits.setClient(tenant, ctx.params.client!, await body(ctx));
+  });
+
+  // Policy: the tenant's Cedar policy set (src/policy/). Tenant admins manage their own.
+  // A policy text (up to MAX_POLICY_BYTES, JSON-escaped) or a test table may exceed MAX_BODY_BYTES.
+  const policyBody = (ctx: ParameterizedContext) => readJson(ctx, Math.max(opts.maxBodyBytes, POLICY_BODY_BYTES));
+  router.get('/tenants/:tenant/policy', async (ctx) => {
+    ctx.body = await services.policies.get(await tenantOf(ctx));
+  });
+  router.put('/tenants/:tenant/policy', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    const admin = ctx.state.admin as AdminPrincipal;
+    ctx.body = await services.policies.set(tenant, await policyBody(ctx), admin.clientId);
+  });
+  router.delete('/tenants/:tenant/policy', async (ctx) => {
+    ctx.body = await services.policies.remove(await tenantOf(ctx));
+  });
+  router.post('/tenants/:tenant/policy/test', async (ctx) => {
+    const tenant = await tenantOf(ctx);
+    ctx.body = await services.policies.test(tenant, await policyBody(ctx));
   });
 
   return router;

@@ -98,7 +98,7 @@ export function createAdminClient(opts: AdminClientOptions) {
   }
 
   return {
-    async call<T = unknown>(method: 'GET' | 'POST' | 'PUT', route: string, body?: unknown): Promise<T> {
+    async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', route: string, body?: unknown): Promise<T> {
       const res = await send(`${base}/admin${route}`, {
         method,
         headers: {
@@ -107,9 +107,9 @@ export function createAdminClient(opts: AdminClientOptions) {
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
-      const payload = (await res.json().catch(() => undefined)) as (T & { error?: string; error_description?: string }) | undefined;
+      const payload = (await res.json().catch(() => undefined)) as (T & { error?: string; error_description?: string; problems?: unknown }) | undefined;
       if (!res.ok) {
-        throw new CliFailure(payload?.error_description ?? `request failed with HTTP ${res.status}`);
+        throw new CliFailure((payload?.error_description ?? `request failed with HTTP ${res.status}`) + problemLines(payload?.problems));
       }
       if (payload === undefined || payload === null || typeof payload !== 'object') {
         throw new CliFailure(`${base}/admin${route} did not answer with JSON: is BULKHEAD_URL a Bulkhead broker?`);
@@ -120,3 +120,15 @@ export function createAdminClient(opts: AdminClientOptions) {
 }
 
 export type AdminClient = ReturnType<typeof createAdminClient>;
+
+/** An invalid policy's problems (Cedar's messages with their place in the text), one per line. */
+function problemLines(problems: unknown): string {
+  if (!Array.isArray(problems)) return '';
+  return problems
+    .map((p: { policy_id?: string; message?: string; help?: string; location?: { line?: number; column?: number } }) => {
+      const at = p.location ? `line ${p.location.line}, column ${p.location.column}: ` : '';
+      const id = p.policy_id ? `[${p.policy_id}] ` : '';
+      return `\n  ${at}${id}${p.message ?? ''}${p.help ? ` (${p.help})` : ''}`;
+    })
+    .join('');
+}

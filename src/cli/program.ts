@@ -79,7 +79,18 @@ function readJwks(file: string | undefined): unknown {
   }
 }
 
+/** Reads a text file named on the command line (a refusal, not a usage error, when it cannot be read). */
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    throw new CliFailure(`cannot read ${what} from ${file}`);
+  }
+}
+
 type Row = Record<string, unknown>;
+const POLICY_COLUMNS = ['tenant', 'version', 'policy_ids', 'updated_at', 'updated_by'];
+const POLICY_TEST_COLUMNS = ['row', 'name', 'action', 'principal', 'resource', 'decision', 'policies', 'error', 'expect', 'ok'];
 const TENANT_COLUMNS = ['id', 'name', 'status', 'token_ttl', 'created_at'];
 const KEY_COLUMNS = ['kid', 'alg', 'status', 'published', 'created_at', 'publish_until'];
 const RESOURCE_COLUMNS = ['uri', 'scopes', 'token_ttl', 'require_dpop', 'id'];
@@ -384,6 +395,47 @@ export function buildProgram(io: CliIo): Command {
         const l = await admin().call<TenantLimits>('PUT', `/tenants/${enc(o.tenant)}/limits`, input);
         emit(o, l, () => limitsTable(l));
       }
+    });
+
+  // policy
+  const policy = group('policy', "set, show and test a tenant's Cedar policy");
+  sub(policy, 'set', "validate a Cedar policy file and make it the tenant's policy (default deny from then on)")
+    .requiredOption('--tenant <id>', 'tenant')
+    .argument('<file>', 'Cedar policy text')
+    .action(async (file: string, o) => {
+      const p = await admin().call<Row>('PUT', `/tenants/${enc(o.tenant)}/policy`, { policy: readText(file, 'a Cedar policy') });
+      emit(o, p, () => record(p, POLICY_COLUMNS));
+    });
+  sub(policy, 'show', "print the tenant's policy").requiredOption('--tenant <id>', 'tenant').action(async (o) => {
+    const p = await admin().call<Row>('GET', `/tenants/${enc(o.tenant)}/policy`);
+    emit(o, p, () =>
+      p.text === null ? `tenant ${o.tenant} has no policy: its registrations (clients, resources, delegations) decide` : `${record(p, POLICY_COLUMNS)}\n\n${String(p.text)}`,
+    );
+  });
+  sub(policy, 'delete', "remove the tenant's policy: its registrations alone decide again").requiredOption('--tenant <id>', 'tenant').action(async (o) => {
+    const p = await admin().call<Row>('DELETE', `/tenants/${enc(o.tenant)}/policy`);
+    emit(o, p, () => (p.deleted ? `deleted the policy of tenant ${o.tenant}` : `tenant ${o.tenant} had no policy`));
+  });
+  sub(policy, 'test', 'decide a table of requests (JSON, see README) with the tenant\'s policy; exit 1 when a row misses its "expect"')
+    .requiredOption('--tenant <id>', 'tenant')
+    .argument('<file>', 'JSON: an array of requests, or {"requests": [...]}')
+    .option('--policy <file>', 'test this Cedar policy file instead of the stored policy (nothing is stored)')
+    .action(async (file: string, o) => {
+      let table_: unknown;
+      try {
+        table_ = JSON.parse(readText(file, 'a request table'));
+      } catch (err) {
+        if (err instanceof CliFailure) throw err;
+        throw new CliFailure(`${file} is not JSON: ${(err as Error).message}`);
+      }
+      const requests = Array.isArray(table_) ? table_ : (table_ as { requests?: unknown } | null)?.requests;
+      const r = await admin().call<{ results: Row[]; passed: boolean; policy: string; version: number | null }>('POST', `/tenants/${enc(o.tenant)}/policy/test`, {
+        requests,
+        ...(o.policy ? { policy: readText(o.policy, 'a Cedar policy') } : {}),
+      });
+      emit(o, r, () => `policy: ${r.policy}${r.version !== null ? ` (version ${r.version})` : ''}\n\n${table(r.results, POLICY_TEST_COLUMNS)}`);
+      const missed = r.results.filter((x) => x.ok === false).map((x) => String(x.row));
+      if (missed.length > 0) throw new CliFailure(`${missed.length} request(s) did not get the expected decision: row(s) ${missed.join(', ')}`);
     });
 
   return program;

@@ -4,6 +4,7 @@ import { capTtl, decideClientCredentials, parseScopeParam, type Refusal } from '
 import type { GrantDeps, IssuerContext } from '../issuer/context.js';
 import { tokenEndpointProof } from './dpop.js';
 import type { AuditFacts } from '../audit/http.js';
+import { enforcePolicy } from './policy.js';
 
 /**
  * OAuth 2.0 client credentials grant (RFC 6749 §4.4) with resource indicators (RFC 8707), issuing
@@ -56,6 +57,8 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
 
     // An agent asking for no resource gets its agent credential: audience its own issuer, no
     // scope. It proves who the agent is and grants nothing; only token exchange accepts it.
+    // No policy is asked here (Cedar's `issue` is about a resource, and this names none): every
+    // exchange of the credential is decided by the policy of the tenant it is exchanged in.
     if (meta.kind === 'agent' && resources.length === 0) {
       if (params.scope !== undefined && params.scope !== '') {
         throw new errors.InvalidScope('an agent credential carries no scope: ask for scopes by token exchange', String(params.scope));
@@ -83,6 +86,22 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
     if (decision.requireDpop && !proofJkt) {
       throw new errors.InvalidRequest('a DPoP proof is required: tokens for this resource must be DPoP-bound');
     }
+
+    // Last, the tenant's policy (with the platform baseline) on exactly what is about to be issued.
+    await enforcePolicy(ctx, deps, {
+      tenantId: issuer.tenant.id,
+      action: 'issue',
+      principal: { type: meta.kind === 'agent' ? 'Agent' : 'Client', id: client.clientId, tenants: [meta.homeTenant] },
+      resource: { uri: decision.audience, tenantId: issuer.tenant.id },
+      context: {
+        scopes: decision.scopes,
+        ttl: decision.ttl,
+        dpop: Boolean(proofJkt),
+        actorChain: [],
+        time: Math.floor(Date.now() / 1000),
+        ttlCap: issuer.tenant.tokenTtl,
+      },
+    });
 
     const minted = await issuer.mint({
       subject: client.clientId,

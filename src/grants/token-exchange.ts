@@ -11,6 +11,7 @@ import {
 import { verifyPresentedToken } from './presented-token.js';
 import { tokenEndpointProof } from './dpop.js';
 import type { AuditFacts } from '../audit/http.js';
+import { actorSubjects, enforcePolicy } from './policy.js';
 
 /**
  * OAuth 2.0 Token Exchange (RFC 8693) at `/t/T/token`: an agent (or a client of T) trades a
@@ -45,13 +46,13 @@ function must<T>(d: Decision<T>): { ok: true } & T {
 }
 
 interface Ceiling {
+  /** The delegation it comes from, for an agent. */
+  delegation?: string;
   scopes: string[];
   resources: ResourceGrantable[];
   ttl: number | null;
   notAfter: number | null;
   requireDpop: boolean;
-  /** The delegation that set it, for an agent. */
-  delegation?: string;
 }
 
 export function handler(issuer: IssuerContext, deps: GrantDeps) {
@@ -87,12 +88,12 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
         throw new errors.UnauthorizedClient(`this agent is not installed in tenant ${issuer.tenant.id}`);
       }
       ceiling = {
+        delegation: d.id,
         scopes: d.scopes,
         resources: d.resources,
         ttl: d.tokenTtl,
         notAfter: d.expiresAt ? Math.floor(d.expiresAt.getTime() / 1000) : null,
         requireDpop: d.requireDpop,
-        delegation: d.id,
       };
     } else {
       ceiling = { scopes: meta.scopes, resources: meta.resources, ttl: null, notAfter: null, requireDpop: false };
@@ -154,6 +155,29 @@ export function handler(issuer: IssuerContext, deps: GrantDeps) {
       boundTo: [subject.jkt, actorJkt],
       required: ceiling.requireDpop || resource.requireDpop === true,
     }));
+
+    // Last, the tenant's policy (with the platform baseline) on exactly what is about to be issued.
+    await enforcePolicy(ctx, deps, {
+      tenantId: issuer.tenant.id,
+      action: 'exchange',
+      principal: {
+        type: meta.kind === 'agent' ? 'Agent' : 'Client',
+        id: clientId,
+        // An agent from elsewhere belongs to its home and, through its delegation, to this tenant.
+        tenants: foreign && ceiling.delegation !== undefined ? [meta.homeTenant, issuer.tenant.id] : [meta.homeTenant],
+      },
+      resource: { uri: resource.uri, tenantId: issuer.tenant.id },
+      context: {
+        scopes,
+        ttl: exp - now,
+        dpop: Boolean(jkt),
+        actorChain: actorSubjects(act),
+        time: now,
+        ttlCap: issuer.tenant.tokenTtl,
+        subject: subject.sub,
+        ...(ceiling.delegation !== undefined ? { delegation: ceiling.delegation } : {}),
+      },
+    });
 
     const minted = await issuer.mint({
       subject: subject.sub,

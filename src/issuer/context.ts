@@ -4,6 +4,7 @@ import type { SigningKey, Tenant } from '../generated/prisma/client.js';
 import type { AgentService } from '../agents/service.js';
 import type { ReplayStore } from '../shared/replay.js';
 import type { Ancestor, RevocationService } from '../tokens/revocations.js';
+import type { PolicyService } from '../policy/service.js';
 
 /** What a tenant's issuer knows about its tenant, frozen when the issuer is built. */
 export interface TenantSnapshot {
@@ -75,4 +76,6 @@ export interface GrantDeps {
   /** Longest `act` chain a token may carry. */
   maxActDepth: number;
   revocations: Pick<RevocationService, 'isInactive'>;
+  /** The tenant's prepared Cedar policy set, asked last before minting (src/grants/policy.ts). */
+  policies: Pick<PolicyService, 'forTenant'>;
 }

@@ -8,6 +8,7 @@ import * as clientCredentials from '../grants/client-credentials.js';
 import * as tokenExchange from '../grants/token-exchange.js';
 import { findTenantClient, type AgentService } from '../agents/service.js';
 import type { RevocationService } from '../tokens/revocations.js';
+import type { PolicyService } from '../policy/service.js';
 import { DPOP_ALGS } from '../dpop/proof.js';
 import { temporarilyUnavailable, tenantAdapter } from './adapter.js';
 import { assertionProblem, assertionReplayId, assertionReplayUntil } from './client-assertion.js';
@@ -35,6 +36,8 @@ export interface BuildIssuerDeps {
   /** Longest `act` chain a token may carry (RFC 8693 §4.1). */
   maxActDepth: number;
   revocations: Pick<RevocationService, 'isInactive' | 'cutoffWait'>;
+  /** Tenant policies (src/policy/service.ts): the grants ask them last before minting. */
+  policies: Pick<PolicyService, 'forTenant'>;
   /** Another tenant's issuer (an agent's home). */
   peer(tenantId: string): Promise<IssuerContext | undefined>;
   observer?: IssuerObserver;
@@ -153,7 +156,14 @@ export function buildIssuer(
     peer: available(deps.peer),
   };
 
-  const grantDeps = { agents: { findActive: available(deps.agents.findActive) }, replay, maxActDepth: deps.maxActDepth, revocations: deps.revocations };
+  // A policy that cannot be read is a 503, never "no policy": the grants fail closed.
+  const grantDeps = {
+    agents: { findActive: available(deps.agents.findActive) },
+    replay,
+    maxActDepth: deps.maxActDepth,
+    revocations: deps.revocations,
+    policies: { forTenant: available(deps.policies.forTenant) },
+  };
   for (const grant of GRANTS) {
     provider.registerGrantType(grant.grantType, grant.handler(context, grantDeps) as never, grant.parameters, grant.allowDuplicates);
   }

@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 
 /**
  * Invalidation signals for caches built from the database (issuers, client metadata, verified
- * secrets, revocations). In one process an EventEmitter is enough; a shared bus (Redis pub/sub)
- * relays the same events between replicas.
+ * secrets, revocations, policies). In one process an EventEmitter is enough; a shared bus
+ * (Redis pub/sub) relays the same events between replicas.
  */
 export interface ChangeEvents {
   /** Tenant settings, status or keys changed: rebuild its issuer. */
@@ -15,6 +15,9 @@ export interface ChangeEvents {
   onTenantChanged(fn: (tenantId: string) => void): void;
   onClientChanged(fn: (tenantId: string, clientId: string) => void): void;
   onRevocationsChanged(fn: (tenantId: string) => void): void;
+  /** The tenant's Cedar policy was set or deleted: drop its prepared policy set. */
+  policyChanged(tenantId: string): void;
+  onPolicyChanged(fn: (tenantId: string) => void): void;
 }
 
 export function localChangeEvents(): ChangeEvents {
@@ -27,5 +30,7 @@ export function localChangeEvents(): ChangeEvents {
     onTenantChanged: (fn) => void bus.on('tenant', fn),
     onClientChanged: (fn) => void bus.on('client', fn),
     onRevocationsChanged: (fn) => void bus.on('revocations', fn),
+    policyChanged: (t) => void bus.emit('policy', t),
+    onPolicyChanged: (fn) => void bus.on('policy', fn),
   };
 }

@@ -37,6 +37,7 @@ export function redisSharedState(url: string, logger: Pick<Logger, 'warn' | 'err
       if (m.k === 'tenant') local.tenantChanged(m.t);
       else if (m.k === 'client' && typeof m.c === 'string') local.clientChanged(m.t, m.c);
       else if (m.k === 'revocations') local.revocationsChanged(m.t);
+      else if (m.k === 'policy') local.policyChanged(m.t);
     } catch {
       logger.warn({}, 'ignoring a malformed change message');
     }
@@ -62,9 +63,14 @@ export function redisSharedState(url: string, logger: Pick<Logger, 'warn' | 'err
       local.revocationsChanged(t);
       publish({ k: 'revocations', t });
     },
+    policyChanged(t) {
+      local.policyChanged(t);
+      publish({ k: 'policy', t });
+    },
     onTenantChanged: local.onTenantChanged,
     onClientChanged: local.onClientChanged,
     onRevocationsChanged: local.onRevocationsChanged,
+    onPolicyChanged: local.onPolicyChanged,
   };
 
   const replay: ReplayStore = {

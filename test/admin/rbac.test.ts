@@ -66,6 +66,7 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
       // A's attempts are in A's own trail, never written into B's.
       audit: await prisma.auditEvent.count({ where: { tenantId: B } }),
       limits: (await b.admin('GET', `/tenants/${B}/limits`)).body,
+      policy: await prisma.tenantPolicy.findUnique({ where: { tenantId: B } }),
     };
   }
 
@@ -80,6 +81,8 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     tokenB = await clientToken(B, await tenantAdmin(B), { resource: 'urn:bulkhead:admin', scope: 'admin' });
     delegationB = (await b.admin('POST', `/tenants/${B}/delegations`, { client_id: agent.client_id, scopes: ['tickets:read'], resources: [seedB.resource] })).body.id;
     kidB = (await b.admin('GET', `/tenants/${B}/keys`)).body.keys.find((k: { status: string }) => k.status === 'active').kid;
+    // B has a policy, so that A deleting or replacing it would show.
+    await b.admin('PUT', `/tenants/${B}/policy`, { policy: '@id("b-policy")\npermit(principal, action, resource);' });
   });
   afterAll(() => b?.close());
 
@@ -108,6 +111,8 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     'POST /admin/tenants/:tenant/tokens/revoke': { jti: 'rbacjti' },
     'PUT /admin/tenants/:tenant/limits': { rate_limit_rps: 5 },
     'PUT /admin/tenants/:tenant/clients/:client/limits': { rate_limit_rps: 3 },
+    'PUT /admin/tenants/:tenant/policy': { policy: 'forbid(principal, action, resource);' },
+    'POST /admin/tenants/:tenant/policy/test': { policy: 'forbid(principal, action, resource);', requests: [{ principal: { id: 'x' }, action: 'issue', resource: 'https://x.test/' }] },
   };
   function request(method: string, template: string, tenant: string) {
     const path = template
@@ -187,6 +192,14 @@ describe('admin API RBAC: tenant admins (pglite)', () => {
     const d = await call(tokenA, 'POST', `/tenants/${A}/delegations`, { client_id: agent.client_id, scopes: ['tickets:read'], resources: [seedA.resource] });
     expect(d.status, JSON.stringify(d.body)).toBe(201);
     expect(d.body.created_by).toBe(adminA.client_id);
+    // Its own tenant's policy: set, shown, tested, deleted.
+    const set = await call(tokenA, 'PUT', `/tenants/${A}/policy`, { policy: '@id("a-all")\npermit(principal, action, resource);' });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    expect(set.body).toMatchObject({ tenant: A, version: 1, policy_ids: ['a-all'], updated_by: adminA.client_id });
+    expect((await call(tokenA, 'GET', `/tenants/${A}/policy`)).body.policy_ids).toEqual(['a-all']);
+    const tested = await call(tokenA, 'POST', `/tenants/${A}/policy/test`, { requests: [{ principal: { id: 'x' }, action: 'issue', resource: seedA.resource }] });
+    expect(tested.body.results[0]).toMatchObject({ decision: 'allow', policies: ['a-all'] });
+    expect((await call(tokenA, 'DELETE', `/tenants/${A}/policy`)).body).toMatchObject({ deleted: true, text: null });
     expect((await call(tokenA, 'GET', `/tenants/${A}/delegations`)).body.delegations.map((x: { id: string }) => x.id)).toContain(d.body.id);
     // …and the agent can use it in A.
     const home = await clientToken(vendor, agent);

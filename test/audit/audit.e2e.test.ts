@@ -169,6 +169,24 @@ describe.each(DATABASES)('audit trail (%s)', (kind) => {
     expect((await trail('newco')).map((e) => [e.seq, e.type, e.prev_hash])).toEqual([[1, 'tenant.created', '0'.repeat(64)]]);
   });
 
+  it('a policy denial names the deciding policy in its event, never in the response; setting the policy is an event too', async () => {
+    const t = await seedTenant(b, 'policed', { clientScopes: ['tickets:read', 'tickets:write'] });
+    const set = await added('policed', () => b.admin('PUT', '/tenants/policed/policy', {
+      policy: '@id("no-write")\nforbid(principal, action, resource) when { context.scopes.contains("tickets:write") };\n@id("all")\npermit(principal, action, resource);',
+    }));
+    expect(set.map((e) => [e.type, e.outcome, e.actor])).toEqual([['policy.set', 'success', b.adminCredentials().client_id]]);
+    let res: { status: number; body: any } | undefined;
+    const denied = await added('policed', async () => {
+      res = await tokenRequest(b, 'policed', { grant_type: 'client_credentials', scope: 'tickets:write' }, { basic: basic(t) });
+    });
+    expect(res!.status).toBe(400);
+    expect(JSON.stringify(res!.body)).not.toContain('no-write');
+    expect(denied).toHaveLength(1);
+    expect(denied[0]).toMatchObject({ type: 'token.refused', reason: res!.body.error, scopes: ['tickets:write'], detail: { policy: { effect: 'deny', policy_ids: ['no-write'] } } });
+    const allowed = await added('policed', async () => expect((await tokenRequest(b, 'policed', { grant_type: 'client_credentials', scope: 'tickets:read' }, { basic: basic(t) })).status).toBe(200));
+    expect(allowed[0]).toMatchObject({ type: 'token.issued', detail: { policy: { effect: 'allow', policy_ids: ['all'] } } });
+  });
+
   it('every admin route that changes something has its own event type', () => {
     const changing = adminRouter(b.broker.services, { maxBodyBytes: 1024 }).stack
       .filter((l) => l.methods.some((m) => !['GET', 'HEAD'].includes(m)))
@@ -179,7 +197,7 @@ describe.each(DATABASES)('audit trail (%s)', (kind) => {
 
   it('nothing secret in any event of any tenant: no client secret, no token, no key material', async () => {
     const all = [];
-    for (const t of ['system', 'acme', 'globex', 'vendor', 'newco']) all.push(...(await trail(t)));
+    for (const t of ['system', 'acme', 'globex', 'vendor', 'newco', 'policed']) all.push(...(await trail(t)));
     expect(all.length).toBeGreaterThan(20);
     const text = JSON.stringify(all);
     expect(secrets.size).toBeGreaterThan(5);

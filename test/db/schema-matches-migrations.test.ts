@@ -73,7 +73,7 @@ describe.each(DATABASES)('prisma/schema.prisma matches the migrated database (%s
   }
 
   it('the parser sees every model and the introspection sees every table', () => {
-    expect(Object.keys(expected).sort()).toEqual(['AuditEvent', 'AuditHead', 'Client', 'ClientResource', 'Delegation', 'DelegationResource', 'Resource', 'RevokedToken', 'SigningKey', 'Tenant', 'TokenCutoff']);
+    expect(Object.keys(expected).sort()).toEqual(['AuditEvent', 'AuditHead', 'Client', 'ClientResource', 'Delegation', 'DelegationResource', 'Resource', 'RevokedToken', 'SigningKey', 'Tenant', 'TenantPolicy', 'TokenCutoff']);
     expect(Object.keys(actual)).toContain('_prisma_migrations');
     // Spot checks that the two readers speak the same language.
     expect(expected.Client!.columns.scopes).toEqual({ type: 'text[]', notNull: false, default: null });

@@ -53,6 +53,8 @@ function changeBus() {
     onTenantChanged: () => undefined,
     onClientChanged: () => undefined,
     onRevocationsChanged: (fn) => void handlers.push(fn),
+    policyChanged: () => undefined,
+    onPolicyChanged: () => undefined,
   };
   return bus;
 }
