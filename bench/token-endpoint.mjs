@@ -11,7 +11,8 @@
 // response was not 2xx.
 //
 // Environment knobs (all optional):
-//   BENCH_WORKLOADS    comma-separated, from baseline,bulkhead,policy,exchange (default: all four)
+//   BENCH_WORKLOADS    comma-separated, from baseline,bulkhead,policy,exchange,postgres (default: all five)
+//   BENCH_POSTGRES_URL the PostgreSQL server of the `postgres` workload (default the local one)
 //   BENCH_DURATION     seconds measured per run            (default 10)
 //   BENCH_WARMUP       seconds of discarded warm-up         (default 3)
 //   BENCH_CONNECTIONS  autocannon connections               (default 16)
@@ -36,6 +37,8 @@ const RATIOS = [
   ['bulkhead', 'baseline', 'client_credentials: Bulkhead vs bare oidc-provider'],
   ['exchange', 'bulkhead', 'Bulkhead: token exchange vs client_credentials', 0.7],
   ['policy', 'bulkhead', 'Bulkhead client_credentials: tenant with a Cedar policy vs without', 0.9],
+  ['postgres', 'bulkhead', 'Bulkhead client_credentials: on PostgreSQL vs on the embedded PGlite'],
+  ['postgres', 'baseline', 'client_credentials: Bulkhead on PostgreSQL vs bare oidc-provider'],
 ];
 
 requireNode22();

@@ -124,4 +124,7 @@ export const WORKLOADS = {
   // the target seeds it when its workload is `policy`.
   policy: { ...clientCredentials('bulkhead'), label: 'Bulkhead, client_credentials, tenant with a Cedar policy' },
   exchange: { ...tokenExchange('bulkhead'), label: 'Bulkhead, token exchange (agent credential → tenant token)' },
+  // The same client_credentials request with the broker on PostgreSQL (the scale-out setup)
+  // instead of the embedded PGlite: the target seeds a fresh database when its workload is `postgres`.
+  postgres: { ...clientCredentials('bulkhead'), label: 'Bulkhead on PostgreSQL, client_credentials' },
 };

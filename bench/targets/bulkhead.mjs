@@ -9,14 +9,38 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
+import pg from 'pg';
 import { startBroker } from '../../dist/server.js';
 import { loadConfig } from '../../dist/config/index.js';
 import { AGENT_TENANT, BENCH_POLICY, RESOURCE, RESOURCE_SCOPES, SCOPE, TENANT, freePort, serveUntilStopped, fail } from './common.mjs';
 
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || 'warn';
 
+/**
+ * The `postgres` workload runs on PostgreSQL instead of the embedded PGlite: a fresh database on
+ * BENCH_POSTGRES_URL's server (default the local one), dropped when the target stops.
+ */
+async function freshPostgres() {
+  const adminUrl = process.env.BENCH_POSTGRES_URL || 'postgresql://postgres@127.0.0.1:5432/postgres';
+  const name = `bulkhead_bench_${process.pid}_${Date.now()}`;
+  const run = async (sql) => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await run(`CREATE DATABASE "${name}"`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
 async function main() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bulkhead-bench-'));
+  const postgres = process.env.BENCH_WORKLOAD === 'postgres' ? await freshPostgres() : undefined;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const config = loadConfig({
@@ -30,6 +54,7 @@ async function main() {
     // one machine can drive, so the bench measures issuing tokens, not answering 429s.
     RATE_LIMIT_CLIENT_RPS: '1000000',
     RATE_LIMIT_TENANT_RPS: '10000000',
+    ...(postgres ? { DATABASE_URL: postgres.url } : {}),
   });
   // Logs go to stderr so that they never mix with the parent's table on stdout.
   const broker = await startBroker(config, pino({ level: LOG_LEVEL }, pino.destination(2)));
@@ -85,10 +110,11 @@ async function main() {
         homeTokenUrl: `${url}/t/${AGENT_TENANT}/token`,
         homeJwksUrl: `${url}/t/${AGENT_TENANT}/jwks`,
       },
-      notes: `startBroker from dist/, embedded PGlite, LOG_LEVEL=${LOG_LEVEL}, argon2id-hashed secret${withPolicy ? ', tenant Cedar policy (BENCH_POLICY)' : ''}`,
+      notes: `startBroker from dist/, ${postgres ? 'PostgreSQL (local server)' : 'embedded PGlite'}, LOG_LEVEL=${LOG_LEVEL}, argon2id-hashed secret${withPolicy ? ', tenant Cedar policy (BENCH_POLICY)' : ''}`,
     },
     async () => {
       await broker.close();
+      await postgres?.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   );

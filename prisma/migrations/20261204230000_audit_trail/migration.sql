@@ -30,9 +30,6 @@ CREATE TABLE "AuditHead" (
     CONSTRAINT "AuditHead_pkey" PRIMARY KEY ("tenantId")
 );
 
--- CreateIndex
-CREATE INDEX "AuditEvent_tenantId_time_idx" ON "AuditEvent"("tenantId", "time");
-
 -- AddForeignKey
 ALTER TABLE "AuditEvent" ADD CONSTRAINT "AuditEvent_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "Tenant"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
 
