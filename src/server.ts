@@ -49,6 +49,19 @@ export async function bootstrapPlatform(services: Services, logger: Logger): Pro
   const client = existing
     ? await clients.rotateSecret(SYSTEM_TENANT, existing.id)
     : await clients.create(SYSTEM_TENANT, { name: PLATFORM_ADMIN_CLIENT, scopes: [ADMIN_SCOPE], resources: [ADMIN_AUDIENCE] });
+  // In the system tenant's trail like any admin change: a re-issued secret invalidates the old one
+  // (on every replica), which operators must be able to see. Recorded before the file is written:
+  // if it cannot be, start-up fails and the next start issues (and records) again.
+  await services.audit.record({
+    tenantId: SYSTEM_TENANT,
+    type: existing ? 'client.secret_rotated' : 'client.created',
+    outcome: 'success',
+    actor: 'bulkhead serve',
+    clientId: client.client_id,
+    scopes: [ADMIN_SCOPE],
+    audience: ADMIN_AUDIENCE,
+    detail: { bootstrap: true, reason: existing ? 'the platform-admin credentials file was missing' : 'first start' },
+  });
   mkdirSync(config.keysDir, { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(

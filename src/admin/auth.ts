@@ -161,10 +161,9 @@ export function authorizeAdmin(router: Router): Middleware {
     if (!layer) throw new NotFound('not found');
     const params = layer.params(ctx.path, layer.captures(ctx.path) ?? []) as Record<string, string | undefined>;
     const route = `${ctx.method === 'HEAD' ? 'GET' : ctx.method} ${String(layer.path)}`;
-    // For the audit trail (src/audit/http.ts): which route, which tenant, and whether it was allowed there.
+    // For the audit trail (src/audit/http.ts): which route was called.
     ctx.state.adminRoute = { route, tenant: params.tenant };
     authorize(admin, route, params.tenant);
-    ctx.state.adminAuthorized = true;
     await next();
   };
 }

@@ -1,14 +1,15 @@
 import Router from '@koa/router';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { ParameterizedContext } from 'koa';
 import type { Services } from '../services.js';
 import { readJson } from '../http/body.js';
 import { parseInput } from '../shared/validate.js';
-import { InvalidInput } from '../shared/errors.js';
+import { InvalidInput, NotFound } from '../shared/errors.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE, authorizeAdmin, requireAdmin, type AdminPrincipal } from './auth.js';
 import { openApiDocument, revokeTokenInput } from './openapi.js';
-import { auditAdminChanges } from '../audit/http.js';
+import { auditAdminChanges, type AuditFacts } from '../audit/http.js';
 import { eventToJson } from '../audit/event.js';
 import { MAX_LIST } from '../audit/service.js';
 
@@ -57,11 +58,27 @@ import { POLICY_BODY_BYTES } from '../policy/service.js';
 export function adminRouter(services: Services, opts: { maxBodyBytes: number }): Router {
   const router = new Router({ prefix: '/admin' });
   const body = (ctx: ParameterizedContext) => readJson(ctx, opts.maxBodyBytes);
-  const tenantOf = async (ctx: ParameterizedContext) => (await services.tenants.get(String(ctx.params.tenant))).id;
+  /** The route's tenant, which must exist; remembered for the audit trail (the event goes to it). */
+  const tenantOf = async (ctx: ParameterizedContext) => {
+    const id = (await services.tenants.get(String(ctx.params.tenant))).id;
+    ctx.state.adminTenant = id;
+    return id;
+  };
   const created = (ctx: ParameterizedContext, value: unknown) => {
     ctx.status = 201;
     ctx.body = value;
   };
+
+  // Every id in a route (client, kid, delegation) is minted as printable ASCII: anything else
+  // names nothing that exists, and must not reach a query (a NUL byte is a database error, not a
+  // miss). The tenant is checked first, so the refusal is in that tenant's audit trail.
+  for (const param of ['client', 'kid', 'delegation']) {
+    router.param(param, async (value, ctx, next) => {
+      if (/^[\x21-\x7e]{1,200}$/.test(value)) return next();
+      await tenantOf(ctx);
+      throw new NotFound(`${param === 'kid' ? 'key' : param} not found`);
+    });
+  }
 
   router.get('/openapi.json', (ctx) => {
     ctx.body = openApiDocument;
@@ -202,7 +219,9 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
   });
   router.put('/tenants/:tenant/limits', async (ctx) => {
     const tenant = await tenantOf(ctx);
-    ctx.body = await services.rateLimits.setTenant(tenant, await body(ctx));
+    const limits = await services.rateLimits.setTenant(tenant, await body(ctx));
+    ctx.state.audit = { detail: { ...limits.tenant } } satisfies AuditFacts;
+    ctx.body = limits;
   });
   router.put('/tenants/:tenant/clients/:client/limits', async (ctx) => {
     const tenant = await tenantOf(ctx);
@@ -218,14 +237,21 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
   router.put('/tenants/:tenant/policy', async (ctx) => {
     const tenant = await tenantOf(ctx);
     const admin = ctx.state.admin as AdminPrincipal;
-    ctx.body = await services.policies.set(tenant, await policyBody(ctx), admin.clientId);
+    const policy = await services.policies.set(tenant, await policyBody(ctx), admin.clientId);
+    // The trail names the version, its policies and a digest of its text (the text is in `policy show`).
+    ctx.state.audit = {
+      detail: { version: policy.version, policy_ids: policy.policy_ids, policy_sha256: createHash('sha256').update(policy.text ?? '').digest('hex') },
+    } satisfies AuditFacts;
+    ctx.body = policy;
   });
   router.delete('/tenants/:tenant/policy', async (ctx) => {
     ctx.body = await services.policies.remove(await tenantOf(ctx));
   });
   router.post('/tenants/:tenant/policy/test', async (ctx) => {
     const tenant = await tenantOf(ctx);
-    ctx.body = await services.policies.test(tenant, await policyBody(ctx));
+    const tested = await services.policies.test(tenant, await policyBody(ctx));
+    ctx.state.audit = { detail: { policy: tested.policy, version: tested.version, rows: tested.results.length, passed: tested.passed } } satisfies AuditFacts;
+    ctx.body = tested;
   });
 
   return router;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Delegation, PrismaClient, Resource } from '../generated/prisma/client.js';
 import { forTenant } from '../db/tenant-scope.js';
 import { Conflict, InvalidInput, NotFound } from '../shared/errors.js';
-import { randomId } from '../shared/ids.js';
+import { LOOKUP_ID, randomId } from '../shared/ids.js';
 import { parseInput } from '../shared/validate.js';
 import type { ChangeEvents } from '../shared/changes.js';
 import { TenantLookupCache } from '../shared/lru.js';
@@ -126,7 +126,7 @@ export function createAgentService(deps: {
   const activeWhere = (at: Date) => ({ revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: at } }] });
 
   async function findActive(tenantId: string, agentId: string): Promise<ActiveDelegation | undefined> {
-    if (typeof agentId !== 'string' || agentId.length === 0 || agentId.length > 64) return undefined;
+    if (typeof agentId !== 'string' || !LOOKUP_ID.test(agentId)) return undefined;
     return cache.get(
       tenantId,
       agentId,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { escapeControls } from '../shared/text.js';
 
 /**
  * One audit event and the hash chain over a tenant's events. Pure: the writer (./writer.ts)
@@ -57,7 +58,23 @@ const MAX_SCOPES = 100;
 const MAX_SCOPE_LENGTH = 256;
 const MAX_DETAIL_CHARS = 8192;
 
-const cut = (v: string | undefined, n: number): string | null => (v === undefined || v === '' ? null : v.length > n ? v.slice(0, n) : v);
+/**
+ * Makes a caller-chosen string storable and printable: PostgreSQL refuses NUL in text and jsonb,
+ * jsonb refuses a lone surrogate, and control characters in a trail forge lines on an operator's
+ * terminal. Lone surrogates become U+FFFD (`toWellFormed`), control characters (C0, DEL, C1) are
+ * escaped as `\uXXXX`, and the result is cut to `max` code units without splitting a pair.
+ */
+export function cleanString(value: string, max: number): string {
+  let out = escapeControls(value.toWellFormed());
+  if (out.length > max) {
+    out = out.slice(0, max);
+    // A high surrogate left without its pair by the cut goes too.
+    if (/[\ud800-\udbff]$/.test(out)) out = out.slice(0, -1);
+  }
+  return out;
+}
+
+const cut = (v: string | undefined, n: number): string | null => (v === undefined || v === '' ? null : cleanString(v, n));
 
 /** A JSON value with object keys sorted at every level: one spelling per value, whatever the storage did with key order. */
 function canonicalJson(value: unknown): string {
@@ -70,14 +87,15 @@ function canonicalJson(value: unknown): string {
 /** Drops what JSON cannot hold exactly (undefined, functions, non-finite numbers), so the stored detail hashes like the recorded one. */
 function jsonSafe(value: unknown, depth = 0): unknown {
   if (depth > 8) return null;
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (value === null || typeof value === 'boolean') return value;
+  if (typeof value === 'string') return cleanString(value, MAX_DETAIL_CHARS);
   if (typeof value === 'number') return Number.isFinite(value) ? value : null;
   if (Array.isArray(value)) return value.map((v) => jsonSafe(v, depth + 1) ?? null);
   if (typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       const safe = jsonSafe(v, depth + 1);
-      if (safe !== undefined) out[k] = safe;
+      if (safe !== undefined) out[cleanString(k, 200)] = safe;
     }
     return out;
   }
@@ -90,16 +108,16 @@ export function normalise(input: AuditInput, time: Date): Omit<AuditRecord, 'seq
   if (detail && !Object.keys(detail).length) detail = null;
   if (detail && canonicalJson(detail).length > MAX_DETAIL_CHARS) detail = { truncated: true };
   return {
-    tenantId: input.tenantId,
+    tenantId: cleanString(input.tenantId, 63),
     time: new Date(Math.floor(time.getTime())),
     type: cut(input.type, WIDTH.type) ?? 'unknown',
-    outcome: input.outcome,
+    outcome: cleanString(input.outcome, 16),
     reason: cut(input.reason, WIDTH.reason),
     actor: cut(input.actor, WIDTH.actor),
     clientId: cut(input.clientId, WIDTH.clientId),
     subject: cut(input.subject, WIDTH.subject),
     jti: cut(input.jti, WIDTH.jti),
-    scopes: (input.scopes ?? []).slice(0, MAX_SCOPES).map((s) => s.slice(0, MAX_SCOPE_LENGTH)),
+    scopes: (input.scopes ?? []).slice(0, MAX_SCOPES).map((s) => cleanString(s, MAX_SCOPE_LENGTH)),
     audience: cut(input.audience, WIDTH.audience),
     requestId: cut(input.requestId, WIDTH.requestId),
     clientIp: cut(input.clientIp, WIDTH.clientIp),

@@ -211,8 +211,9 @@ export function auditAdminChanges(audit: AuditService, adminEventType: (route: s
       const body = (ctx.body ?? {}) as Record<string, unknown>;
       // A new tenant's first event is its creation.
       const created = matched.route === 'POST /admin/tenants' && outcome === 'success' ? clip(body.id, 63) : undefined;
-      const reachedTenant = outcome === 'success' || ctx.state.adminAuthorized === true;
-      const tenantId = created ?? (reachedTenant && matched.tenant ? matched.tenant : admin.tenantId);
+      // The tenant the handler found (it exists); else, refused before reaching one (another
+      // tenant's route, a platform-only route, an unknown tenant), the caller's own tenant.
+      const tenantId = created ?? (ctx.state.adminTenant as string | undefined) ?? admin.tenantId;
       const facts = (ctx.state.audit ?? {}) as AuditFacts;
       return {
         tenantId,
@@ -229,7 +230,7 @@ export function auditAdminChanges(audit: AuditService, adminEventType: (route: s
           route: matched.route,
           admin_tenant: admin.tenantId,
           ...(matched.tenant && matched.tenant !== tenantId ? { target_tenant: matched.tenant } : {}),
-          ...pick(body, ['id', 'kid', 'alg', 'status', 'name', 'kind', 'auth_method', 'revoked', 'resources', 'rate_limit_rps', 'effective_rps']),
+          ...pick(body, ['id', 'kid', 'alg', 'status', 'name', 'kind', 'auth_method', 'revoked', 'resources', 'rate_limit_rps', 'effective_rps', 'deleted']),
           ...facts.detail,
           ...(outcome !== 'success' ? { status: ctx.status } : {}),
         },

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { forTenant } from '../db/tenant-scope.js';
 import type { SqlDriver, SqlSession } from '../db/driver.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import { chainHash, GENESIS_HASH, normalise, type AuditInput, type AuditRecord } from './event.js';
 
 /**
@@ -188,10 +189,25 @@ export function createAuditService(opts: AuditOptions) {
       try {
         await append(tenantId, events);
         settle(events);
+        return;
       } catch (err) {
         heads.delete(tenantId);
-        opts.logger?.error({ err: { message: (err as Error).message }, tenant: tenantId, events: events.length }, 'audit events not written');
-        settle(events, err);
+        if (events.length === 1 || isDatabaseUnavailable(err)) {
+          opts.logger?.error({ err: { message: (err as Error).message }, tenant: tenantId, events: events.length }, 'audit events not written');
+          settle(events, err);
+          return;
+        }
+      }
+      // One event the database refuses must not sink the others of its batch: one at a time.
+      for (const event of events) {
+        try {
+          await append(tenantId, [event]);
+          settle([event]);
+        } catch (err) {
+          heads.delete(tenantId);
+          opts.logger?.error({ err: { message: (err as Error).message }, tenant: tenantId, events: 1 }, 'audit event not written');
+          settle([event], err);
+        }
       }
     }));
   }
@@ -270,7 +286,9 @@ export function createAuditService(opts: AuditOptions) {
       let events = 0;
       const report = (seq: number, problem: string): VerifyReport => ({ ok: false, events, head, broken: { seq, problem } });
       for (;;) {
-        const page = (await db.auditEvent.findMany({ where: { seq: { gte: BigInt(expected) } }, orderBy: { seq: 'asc' }, take: VERIFY_PAGE }) as Row[]).map(fromRow);
+        // Up to the head read first: events appended while this runs (the head and its events
+        // move in one statement) are the next verify's, not a break in this one.
+        const page = (await db.auditEvent.findMany({ where: { seq: { gte: BigInt(expected), lte: BigInt(head.seq) } }, orderBy: { seq: 'asc' }, take: VERIFY_PAGE }) as Row[]).map(fromRow);
         for (const e of page) {
           if (e.seq !== expected) return report(expected, `event ${expected} is missing (the next stored event is ${e.seq})`);
           if (e.prevHash !== prev) return report(e.seq, `event ${e.seq} does not link to event ${e.seq - 1} (prev_hash differs)`);
@@ -282,11 +300,7 @@ export function createAuditService(opts: AuditOptions) {
         if (page.length < VERIFY_PAGE) break;
       }
       const last = expected - 1;
-      if (head.seq !== last) {
-        return head.seq > last
-          ? report(last + 1, `the trail ends at event ${last} but its head is event ${head.seq}: events ${last + 1}..${head.seq} were removed`)
-          : report(head.seq + 1, `events after ${head.seq} are not covered by the trail's head`);
-      }
+      if (head.seq !== last) return report(last + 1, `the trail ends at event ${last} but its head is event ${head.seq}: events ${last + 1}..${head.seq} were removed`);
       if (head.hash !== prev) return report(last, `the trail's head does not match event ${last}`);
       return { ok: true, events, head };
     },

@@ -2,7 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createAdminClient, CliFailure, type AdminClient } from './admin-client.js';
-import { record, table } from './table.js';
+import { cell, record, table } from './table.js';
 import { KEY_ALGORITHMS } from '../keys/lifecycle.js';
 
 /**
@@ -346,7 +346,6 @@ export function buildProgram(io: CliIo): Command {
         return;
       }
       // One line per event as it comes (a table cannot be aligned ahead of rows not yet seen).
-      const cell = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') || '-' : String(v));
       const print = (batch: Row[]) => {
         for (const e of batch) io.out(o.json ? JSON.stringify(e) : AUDIT_COLUMNS.map((c) => cell(e[c])).join('  '));
       };

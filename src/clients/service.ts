@@ -3,7 +3,7 @@ import { importJWK, type JWK } from 'jose';
 import type { PrismaClient, Client, Resource } from '../generated/prisma/client.js';
 import { forTenant } from '../db/tenant-scope.js';
 import { Conflict, InvalidInput, NotFound } from '../shared/errors.js';
-import { newClientSecret, randomId, SYSTEM_TENANT } from '../shared/ids.js';
+import { LOOKUP_ID, newClientSecret, randomId, SYSTEM_TENANT } from '../shared/ids.js';
 import { parseInput } from '../shared/validate.js';
 import type { ChangeEvents } from '../shared/changes.js';
 import { resourceUri, scopeList } from '../resources/service.js';
@@ -201,7 +201,7 @@ export function createClientService(deps: { prisma: PrismaClient; changes: Chang
 
     /** The token path's lookup: an active client of this tenant with its resources, or undefined. */
     async findActive(tenantId: string, clientId: string): Promise<ClientWithResources | undefined> {
-      if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 64) return undefined;
+      if (typeof clientId !== 'string' || !LOOKUP_ID.test(clientId)) return undefined;
       return active.get(
         tenantId,
         clientId,

@@ -10,11 +10,45 @@ export async function readJson(ctx: ParameterizedContext, limit: number): Promis
   const body = await readRaw(ctx, limit);
   if (body.length === 0) return {};
   if (!ctx.is('application/json')) throw new InvalidInput('request body must be application/json');
+  let value: unknown;
   try {
-    return JSON.parse(body.toString('utf8')) as unknown;
+    value = JSON.parse(body.toString('utf8')) as unknown;
   } catch {
     throw new InvalidInput('request body is not valid JSON');
   }
+  const bad = unstorableString(value);
+  if (bad !== undefined) throw new InvalidInput(`request body: ${bad}`);
+  return value;
+}
+
+/**
+ * Why a parsed JSON value cannot be stored as it is, or undefined: PostgreSQL refuses NUL in
+ * text and jsonb, and jsonb refuses unpaired surrogates (which JSON's `\uD800` escapes can make).
+ * Walked with an explicit stack, so no nesting depth can overflow the call stack.
+ */
+function unstorableString(root: unknown): string | undefined {
+  const stack: unknown[] = [root];
+  const check = (s: string) => {
+    if (s.includes('\u0000')) return 'strings must not contain NUL characters';
+    if (!s.isWellFormed()) return 'strings must not contain unpaired surrogates';
+    return undefined;
+  };
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      const why = check(v);
+      if (why) return why;
+    } else if (Array.isArray(v)) {
+      stack.push(...v);
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, item] of Object.entries(v)) {
+        const why = check(k);
+        if (why) return why;
+        stack.push(item);
+      }
+    }
+  }
+  return undefined;
 }
 
 /** The raw request body, refused with 413 past `limit` bytes (declared or streamed). */

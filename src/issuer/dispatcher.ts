@@ -107,21 +107,27 @@ export function tenantDispatcher(opts: DispatcherOptions): Middleware {
       if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw new NotFound('not found');
       return serveJwks(ctx, issuer);
     }
-    if (ctx.request.length !== undefined && ctx.request.length > opts.maxBodyBytes) {
-      throw new PayloadTooLarge(`request body must not exceed ${opts.maxBodyBytes} bytes`);
-    }
-    // Quotas (src/limits): per claimed client and per tenant, before any authentication work.
-    // A 429 is audited once per bucket window, without waiting: a flood must stay cheap.
-    if (kind !== 'discovery' && opts.limits && (await enforceRateLimits(ctx, opts.limits, route.tenantId, opts.maxBodyBytes))) {
-      const event = rateLimitEvent(ctx, route.tenantId);
-      if (event) opts.audit.recordLater(event);
-      return undefined;
+    // Every answer of the token and revocation endpoints is one audit event, committed first.
+    const audited = kind === 'token' || kind === 'revoke' ? auditedEndpoint(opts.audit, kind, route.tenantId, opts.maxBodyBytes) : undefined;
+    try {
+      if (ctx.request.length !== undefined && ctx.request.length > opts.maxBodyBytes) {
+        throw new PayloadTooLarge(`request body must not exceed ${opts.maxBodyBytes} bytes`);
+      }
+      // Quotas (src/limits): per claimed client and per tenant, before any authentication work.
+      // A 429 is audited once per bucket window, without waiting: a flood must stay cheap.
+      if (kind !== 'discovery' && opts.limits && (await enforceRateLimits(ctx, opts.limits, route.tenantId, opts.maxBodyBytes))) {
+        const event = rateLimitEvent(ctx, route.tenantId);
+        if (event) opts.audit.recordLater(event);
+        return undefined;
+      }
+    } catch (err) {
+      // Refused before the endpoint ran (a body too large): still that endpoint's one event.
+      if (audited) return audited(ctx, () => Promise.reject(err));
+      throw err;
     }
     if (kind === 'introspect') return opts.endpoints.introspect(ctx, issuer);
-    // Every answer of the token and revocation endpoints is one audit event, committed first.
-    const audited = auditedEndpoint(opts.audit, kind === 'revoke' ? 'revoke' : 'token', route.tenantId, opts.maxBodyBytes);
-    if (kind === 'revoke') return audited(ctx, () => opts.endpoints.revoke(ctx, issuer));
-    if (kind === 'token') return audited(ctx, () => runIssuer(ctx, issuer, route, kind, origin, opts.maxBodyBytes));
+    if (kind === 'revoke') return audited!(ctx, () => opts.endpoints.revoke(ctx, issuer));
+    if (kind === 'token') return audited!(ctx, () => runIssuer(ctx, issuer, route, kind, origin, opts.maxBodyBytes));
     return runIssuer(ctx, issuer, route, kind, origin, opts.maxBodyBytes);
   };
 }

@@ -21,3 +21,10 @@ export function randomId(prefix: string, bytes = 16): string {
 export function newClientSecret(): string {
   return `bhs_${randomBytes(32).toString('base64url')}`;
 }
+
+/**
+ * The shape any client, agent or other Bulkhead identifier can have: printable ASCII, at most 64
+ * characters (they are minted as `prefix_base64url`). Lookups refuse anything else before a query
+ * is made: a NUL byte, for one, is not a missing client but a database error.
+ */
+export const LOOKUP_ID = /^[\x21-\x7e]{1,64}$/;
