@@ -2,6 +2,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { BulkheadError } from '../shared/errors.js';
 import { POLICY_SCHEMA } from './schema.js';
 import { isBaselineId, RESERVED_PREFIX } from './baseline.js';
+import { policyShapeProblems } from './guard.js';
 
 /** Longest policy text a tenant may set, bytes (UTF-8). */
 export const MAX_POLICY_BYTES = 64 * 1024;
@@ -109,6 +110,9 @@ export function compilePolicy(text: string): CompiledPolicy {
   if (Buffer.byteLength(text, 'utf8') > MAX_POLICY_BYTES) {
     throw new InvalidPolicy([{ message: `the policy text is larger than ${MAX_POLICY_BYTES} bytes` }]);
   }
+  // Before Cedar sees the text: a deep enough expression breaks cedar-wasm for the whole process (./guard.ts).
+  const shape = policyShapeProblems(text);
+  if (shape.length > 0) throw new InvalidPolicy(shape);
   const parts = cedar.policySetTextToParts(text);
   if (parts.type === 'failure') throw new InvalidPolicy(problemsOf(text, parts.errors));
   if (parts.policy_templates.length > 0) {
