@@ -1,8 +1,9 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { BulkheadError } from '../shared/errors.js';
 import { POLICY_SCHEMA } from './schema.js';
 import { isBaselineId, RESERVED_PREFIX } from './baseline.js';
 import { policyShapeProblems } from './guard.js';
+import { withCedar } from './engine.js';
 
 /** Longest policy text a tenant may set, bytes (UTF-8). */
 export const MAX_POLICY_BYTES = 64 * 1024;
@@ -113,7 +114,7 @@ export function compilePolicy(text: string): CompiledPolicy {
   // Before Cedar sees the text: a deep enough expression breaks cedar-wasm for the whole process (./guard.ts).
   const shape = policyShapeProblems(text);
   if (shape.length > 0) throw new InvalidPolicy(shape);
-  const parts = cedar.policySetTextToParts(text);
+  const parts = withCedar('parse a policy text', (cedar) => cedar.policySetTextToParts(text));
   if (parts.type === 'failure') throw new InvalidPolicy(problemsOf(text, parts.errors));
   if (parts.policy_templates.length > 0) {
     throw new InvalidPolicy([{ message: 'templates (policies with ?principal or ?resource slots) are not supported: write static policies' }]);
@@ -131,7 +132,7 @@ export function compilePolicy(text: string): CompiledPolicy {
   const problems: PolicyProblem[] = [];
   parts.policies.forEach((policy, i) => {
     const position = positions[i]!;
-    const json = cedar.policyToJson(policy);
+    const json = withCedar('read a policy', (cedar) => cedar.policyToJson(policy));
     if (json.type === 'failure') throw new InvalidPolicy(problemsOf(policy, json.errors));
     const annotations = json.json.annotations ?? {};
     const id = annotations.id ?? `policy${position}`;
@@ -163,7 +164,7 @@ export function compilePolicy(text: string): CompiledPolicy {
   if (problems.length > 0) throw new InvalidPolicy(problems);
 
   // Validation against the schema, on the text as written, so Cedar's locations point into it.
-  const validated = cedar.validate({ schema: POLICY_SCHEMA, policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
+  const validated = withCedar('validate a policy text', (cedar) => cedar.validate({ schema: POLICY_SCHEMA, policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } }));
   if (validated.type === 'failure') throw new InvalidPolicy(problemsOf(text, validated.errors));
   if (validated.validationErrors.length > 0) {
     const rename = (id: string) => names.get(id) ?? id;

@@ -1,4 +1,5 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { engineGeneration, PolicyEngineFailure, withCedar } from './engine.js';
 import { BASELINE_POLICIES, isBaselineId, REGISTRATIONS_POLICY } from './baseline.js';
 import type { CompiledPolicy, DenialError } from './compile.js';
 import { POLICY_SCHEMA, type PolicyAction, type PrincipalType } from './schema.js';
@@ -111,18 +112,26 @@ export function preparePolicySet(compiled: CompiledPolicy | undefined, opts: { v
   const errors = compiled?.errors ?? {};
   const self = {};
   const { preparseAs } = opts;
-  if (preparseAs !== undefined) {
-    const parsed = cedar.preparsePolicySet(preparseAs, { staticPolicies });
+  /** The engine instance the set was preparsed in (a replaced instance has lost it). */
+  let preparsedIn = -1;
+  const preparse = (id: string) => {
+    const parsed = withCedar('preparse a policy set', (c) => c.preparsePolicySet(id, { staticPolicies }));
     if (parsed.type === 'failure') throw new Error(`cedar could not preparse the policy set: ${parsed.errors.map((e) => e.message).join('; ')}`);
+    preparsedIn = engineGeneration();
+  };
+  if (preparseAs !== undefined) {
+    preparse(preparseAs);
     preparsedOwner.set(preparseAs, self);
   }
 
   const authorize = (req: PolicyRequest): cedar.AuthorizationAnswer => {
     const call = cedarCall(req);
     if (preparseAs !== undefined && preparsedOwner.get(preparseAs) === self) {
-      return cedar.statefulIsAuthorized({ ...call, preparsedPolicySetId: preparseAs });
+      // The instance was replaced since (./engine.ts): preparse again in the new one.
+      if (preparsedIn !== engineGeneration()) preparse(preparseAs);
+      return withCedar('decide (preparsed)', (c) => c.statefulIsAuthorized({ ...call, preparsedPolicySetId: preparseAs }));
     }
-    return cedar.isAuthorized({ ...call, policies: { staticPolicies } });
+    return withCedar('decide', (c) => c.isAuthorized({ ...call, policies: { staticPolicies } }));
   };
 
   const evaluate = (req: PolicyRequest): PolicyDecision => {
@@ -139,13 +148,29 @@ export function preparePolicySet(compiled: CompiledPolicy | undefined, opts: { v
     return { effect: decision, policyIds: [...diagnostics.reason].sort() };
   };
 
+  /**
+   * Set when a decision with the tenant's policies broke the engine: this set is never handed to
+   * Cedar again (until the tenant's policy is read again). Never for the set without a tenant
+   * policy: its text is the platform's, and it decides for every such tenant (and `system`).
+   */
+  let quarantined = false;
   return {
     tenantPolicy: compiled !== undefined,
     version: opts.version ?? null,
     decide(req) {
-      const d = evaluate(req);
-      if (d.effect === 'allow') return d;
-      return { ...d, error: denialError(d, errors, () => req.context.scopes.length > 0 && evaluate({ ...req, context: { ...req.context, scopes: [] } }).effect === 'allow') };
+      if (quarantined) return { effect: 'deny', policyIds: [], error: 'access_denied' };
+      try {
+        const d = evaluate(req);
+        if (d.effect === 'allow') return d;
+        return { ...d, error: denialError(d, errors, () => req.context.scopes.length > 0 && evaluate({ ...req, context: { ...req.context, scopes: [] } }).effect === 'allow') };
+      } catch (err) {
+        // The engine failed (logged, and visible to /readyz, in ./engine.ts): refuse, never allow.
+        if (err instanceof PolicyEngineFailure) {
+          quarantined ||= err.broke && compiled !== undefined;
+          return { effect: 'deny', policyIds: [], error: 'access_denied' };
+        }
+        throw err;
+      }
     },
   };
 }
@@ -177,13 +202,14 @@ export function denialError(d: Pick<PolicyDecision, 'policyIds'>, errors: Record
  * row Cedar would not accept is reported rather than silently decided.
  */
 export function requestProblem(req: PolicyRequest): string | undefined {
-  if (!schemaPreparsed) {
-    const s = cedar.preparseSchema('bulkhead', POLICY_SCHEMA);
-    const p = cedar.preparsePolicySet('bulkhead:empty', { staticPolicies: {} });
+  if (schemaPreparsedIn !== engineGeneration()) {
+    const s = withCedar('preparse the schema', (c) => c.preparseSchema('bulkhead', POLICY_SCHEMA));
+    const p = withCedar('preparse the empty set', (c) => c.preparsePolicySet('bulkhead:empty', { staticPolicies: {} }));
     if (s.type === 'failure' || p.type === 'failure') throw new Error('cedar could not preparse the policy schema');
-    schemaPreparsed = true;
+    schemaPreparsedIn = engineGeneration();
   }
-  const answer = cedar.statefulIsAuthorized({ ...cedarCall(req), preparsedSchemaName: 'bulkhead', validateRequest: true, preparsedPolicySetId: 'bulkhead:empty' });
+  const answer = withCedar('check a test request', (c) => c.statefulIsAuthorized({ ...cedarCall(req), preparsedSchemaName: 'bulkhead', validateRequest: true, preparsedPolicySetId: 'bulkhead:empty' }));
   return answer.type === 'failure' ? answer.errors.map((e) => e.message).join('; ') : undefined;
 }
-let schemaPreparsed = false;
+/** The engine instance the schema was preparsed in (-1: none yet). */
+let schemaPreparsedIn = -1;

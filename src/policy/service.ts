@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pino } from 'pino';
 import type { PrismaClient, TenantPolicy } from '../generated/prisma/client.js';
 import { forTenant } from '../db/tenant-scope.js';
 import type { ChangeEvents } from '../shared/changes.js';
@@ -7,6 +8,7 @@ import { SYSTEM_TENANT } from '../shared/ids.js';
 import { parseInput } from '../shared/validate.js';
 import { Lru } from '../shared/lru.js';
 import { compilePolicy, InvalidPolicy, MAX_POLICY_BYTES, type CompiledPolicy, type DenialError } from './compile.js';
+import { PolicyEngineFailure, setPolicyEngineLogger, type EngineLogger } from './engine.js';
 import { preparePolicySet, registrationsPolicySet, requestProblem, type PolicyRequest, type PreparedPolicySet } from './evaluate.js';
 
 /** A tenant's policy as the admin API shows it (snake_case). No policy: `text` and `version` are null. */
@@ -117,6 +119,8 @@ export interface PolicyServiceDeps {
   /** Re-read a cached policy at least this often, so replicas converge without a shared bus, ms. */
   maxAgeMs?: number;
   cacheSize?: number;
+  /** Where refused stored policies and policy-engine failures are logged (./engine.ts); default pino at `error`. */
+  logger?: EngineLogger;
 }
 
 /**
@@ -129,6 +133,8 @@ export function createPolicyService(deps: PolicyServiceDeps) {
   const cache = new Lru<string, { set: PreparedPolicySet; loadedAt: number }>(deps.cacheSize ?? 1000);
   const loading = new Map<string, Promise<PreparedPolicySet>>();
   const generation = new Map<string, number>();
+  if (deps.logger) setPolicyEngineLogger(deps.logger);
+  const logger = deps.logger ?? pino({ level: 'error' });
   const registrations = registrationsPolicySet();
 
   deps.changes.onPolicyChanged((tenantId) => {
@@ -147,14 +153,20 @@ export function createPolicyService(deps: PolicyServiceDeps) {
     if (!row) {
       set = registrations;
     } else {
-      let compiled: CompiledPolicy | undefined;
       try {
-        compiled = compilePolicy(row.text);
+        const compiled = compilePolicy(row.text);
+        // Only the load that is still current may take the tenant's slot in cedar-wasm's store.
+        set = preparePolicySet(compiled, { version: row.version, ...(current ? { preparseAs: `tenant:${tenantId}` } : {}) });
       } catch (err) {
+        if (err instanceof PolicyEngineFailure) {
+          // The engine is broken (logged in ./engine.ts): refuse, and read the policy again next time.
+          return refuseAll(row.version);
+        }
         if (!(err instanceof InvalidPolicy)) throw err;
+        // Stored before this version refused it (e.g. before ./guard.ts): never handed to Cedar, the tenant fails closed.
+        logger.error({ tenant: tenantId, version: row.version, err: { message: err.message } }, 'stored tenant policy refused: every token of the tenant is denied until the policy is replaced or deleted');
+        set = refuseAll(row.version);
       }
-      // Only the load that is still current may take the tenant's slot in cedar-wasm's store.
-      set = compiled ? preparePolicySet(compiled, { version: row.version, ...(current ? { preparseAs: `tenant:${tenantId}` } : {}) }) : refuseAll(row.version);
     }
     if (current) cache.set(tenantId, { set, loadedAt: Date.now() });
     return set;
