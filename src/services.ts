@@ -37,7 +37,7 @@ export function createServices(config: Config, db: Database, observer?: IssuerOb
   const secrets = createSecretVerifier();
   const replay = shared?.replay ?? memoryReplayStore();
   // Tenant Cedar policies (issue #5): asked by the grants last before minting.
-  const policies = createPolicyService({ prisma: db.prisma, changes, tenantTtl: async (id) => (await tenants.get(id)).token_ttl });
+  const policies = createPolicyService({ prisma: db.prisma, changes, tenantTtl: async (id) => (await tenants.get(id)).token_ttl, logger });
   const issuers = createIssuerRegistry({ config, tenants, keys, clients, agents, revocations, secrets, replay, changes, observer, policies });
   // Rate-limit overrides (per tenant, per client), cached per replica and dropped on the change bus.
   const rateLimits = createRateLimitService({

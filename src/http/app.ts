@@ -9,6 +9,7 @@ import { tenantDispatcher } from '../issuer/dispatcher.js';
 import { pendingMigrations } from '../db/migrator.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { routeClass, type Metrics } from './metrics.js';
+import { policyEngineHealthy } from '../policy/engine.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -95,8 +96,11 @@ function health(services: Services, metrics: Metrics): Middleware {
         ctx.set('Cache-Control', 'no-store');
         try {
           const pending = await pendingMigrations(services.db.driver);
-          ctx.status = pending.length ? 503 : 200;
-          ctx.body = pending.length ? { status: 'migrations pending', pending } : { status: 'ready' };
+          // The policy engine decides every token: while it is broken (and reloading) this replica
+          // refuses them all, so a load balancer should send requests elsewhere.
+          const engine = policyEngineHealthy();
+          ctx.status = pending.length || !engine ? 503 : 200;
+          ctx.body = pending.length ? { status: 'migrations pending', pending } : engine ? { status: 'ready' } : { status: 'policy engine unavailable' };
         } catch {
           ctx.status = 503;
           ctx.body = { status: 'database unreachable' };
