@@ -1,5 +1,6 @@
 import type { Middleware, ParameterizedContext } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { decodeJwt } from 'jose';
 import { claimedClientId } from '../limits/index.js';
 import { bufferBody } from '../http/body.js';
 import type { AuditInput } from './event.js';
@@ -64,7 +65,7 @@ function policyDetail(ctx: ParameterizedContext): Record<string, unknown> {
  * authenticated client, else the one the request claimed) and what was asked for (scope,
  * resource, never a token).
  */
-export async function tokenEndpointEvent(ctx: ParameterizedContext, tenantId: string, endpoint: 'token' | 'revoke', maxBodyBytes: number): Promise<AuditInput> {
+export async function tokenEndpointEvent(ctx: ParameterizedContext, tenantId: string, endpoint: 'token' | 'revoke', maxBodyBytes: number): Promise<AuditInput | undefined> {
   const facts = ctx.state.audit as AuditFacts | undefined;
   const oidc = (ctx as unknown as Partial<KoaContextWithOIDC>).oidc;
   const form = await formOf(ctx, maxBodyBytes);
@@ -91,7 +92,30 @@ export async function tokenEndpointEvent(ctx: ParameterizedContext, tenantId: st
   }
   if (ctx.status < 400) {
     // RFC 7009 §2.2: a token that is not ours (or not valid) is answered 200 and nothing is revoked.
-    return { ...base, type: endpoint === 'revoke' ? 'token.revoke_ignored' : 'token.unknown', outcome: 'success' };
+    if (endpoint === 'revoke') return { ...base, type: 'token.revoke_ignored', outcome: 'success' };
+    // A token in an answer whose handler said nothing about it (a grant that forgot): it is still
+    // recorded, from its own claims, before it leaves.
+    const token = (ctx.body as { access_token?: unknown } | undefined)?.access_token;
+    if (typeof token === 'string') {
+      let claims: ReturnType<typeof decodeJwt> = {};
+      try {
+        claims = decodeJwt(token);
+      } catch {
+        /* recorded without its claims rather than not at all */
+      }
+      return {
+        ...base,
+        type: 'token.issued',
+        outcome: 'success',
+        subject: clip(claims.sub, 500),
+        jti: clip(claims.jti, 64),
+        scopes: typeof claims.scope === 'string' ? claims.scope.split(' ') : [],
+        audience: clip([claims.aud].flat()[0], 2048),
+        detail: { grant_type: grantType, handler_facts: false, ...policyDetail(ctx) },
+      };
+    }
+    // Nothing was decided (a CORS preflight, say): no event.
+    return undefined;
   }
   const requestedScope = clip(form?.get('scope'), 2000);
   const resource = clip(form?.get('resource'), 2048) ?? clip(form?.get('audience'), 2048);
@@ -179,10 +203,11 @@ export function auditedEndpoint(audit: AuditService, endpoint: 'token' | 'revoke
       await run();
     } catch (err) {
       const event = await asAnswered(ctx, err, () => tokenEndpointEvent(ctx, tenantId, endpoint, maxBodyBytes));
-      await audit.record(event).catch(() => {});
+      if (event) await audit.record(event).catch(() => {});
       throw err;
     }
     const event = await tokenEndpointEvent(ctx, tenantId, endpoint, maxBodyBytes);
+    if (!event) return;
     const recorded = await audit.record(event).then(() => true, () => false);
     if (!recorded && ctx.status < 400) unaudited(ctx);
   };

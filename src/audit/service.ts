@@ -299,6 +299,9 @@ export function createAuditService(opts: AuditOptions) {
         }
         if (page.length < VERIFY_PAGE) break;
       }
+      // Rows outside the chain's numbering can only have been written around the broker.
+      const stray = await db.auditEvent.findFirst({ where: { seq: { lt: 1n } }, orderBy: { seq: 'asc' }, select: { seq: true } });
+      if (stray) return report(Number(stray.seq), `event ${stray.seq} is outside the chain (sequence numbers start at 1)`);
       const last = expected - 1;
       if (head.seq !== last) return report(last + 1, `the trail ends at event ${last} but its head is event ${head.seq}: events ${last + 1}..${head.seq} were removed`);
       if (head.hash !== prev) return report(last, `the trail's head does not match event ${last}`);

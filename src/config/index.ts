@@ -40,6 +40,12 @@ export interface Config {
   rateLimitClientRps: number;
   /** The same, for all clients of one tenant together; 0 = unlimited. */
   rateLimitTenantRps: number;
+  /**
+   * How many reverse proxies stand in front of the broker: the client IP recorded in the audit
+   * trail is then read from `X-Forwarded-For` (the entry that many hops back). 0 (the default):
+   * the socket's address, and `X-Forwarded-For` is ignored (a caller could write anything there).
+   */
+  trustProxy: number;
 }
 
 const tenantUrl = z
@@ -74,6 +80,7 @@ const schema = z.object({
   // Generous: one busy service is not throttled; they are a guard against floods, not a tariff.
   RATE_LIMIT_CLIENT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(200),
   RATE_LIMIT_TENANT_RPS: z.coerce.number().int().min(0).max(10_000_000).default(2000),
+  TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
 });
 
 /** Thrown by {@link loadConfig}; `problems` holds one human line per invalid variable. */
@@ -111,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxActDepth: e.MAX_ACT_DEPTH,
     rateLimitClientRps: e.RATE_LIMIT_CLIENT_RPS,
     rateLimitTenantRps: e.RATE_LIMIT_TENANT_RPS,
+    trustProxy: e.TRUST_PROXY,
   };
 }
 

@@ -119,7 +119,10 @@ function health(services: Services, metrics: Metrics): Middleware {
 
 /** Assembles the broker: observation, errors, health, admin API, tenant issuers, 404. */
 export function createApp(services: Services, metrics: Metrics, logger: Logger): Koa {
-  const app = new Koa();
+  // Behind N trusted reverse proxies, ctx.ip is the address the N-th one saw (X-Forwarded-For);
+  // otherwise the socket's. Only the audit trail's client IP reads it.
+  const hops = services.config.trustProxy;
+  const app = new Koa({ proxy: hops > 0, maxIpsCount: hops });
   app.silent = true;
   app.on('error', (err) => logger.debug({ err: { message: (err as Error).message } }, 'koa error'));
   const admin = adminRouter(services, { maxBodyBytes: services.config.maxBodyBytes });

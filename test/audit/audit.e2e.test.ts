@@ -265,6 +265,13 @@ describe.each(DATABASES)('audit trail (%s)', (kind) => {
       expect(await verify('tamper-delete')).toMatchObject({ ok: false, events: target.seq - 1, broken: { seq: target.seq, problem: expect.stringMatching(/missing/) } });
     });
 
+    it('a row written outside the chain\'s numbering is reported', async () => {
+      await busyTenant('tamper-stray');
+      await tamper(`INSERT INTO "AuditEvent" ("tenantId", "seq", "time", "type", "outcome", "scopes", "prevHash", "hash")
+        VALUES ('tamper-stray', 0, now(), 'token.issued', 'success', '{}', '${'0'.repeat(64)}', '${'0'.repeat(64)}')`);
+      expect(await verify('tamper-stray')).toMatchObject({ ok: false, broken: { seq: 0, problem: expect.stringMatching(/outside the chain/) } });
+    });
+
     it('events cut from the end are reported against the chain\'s head', async () => {
       const events = await busyTenant('tamper-tail');
       const n = events.length;

@@ -6,8 +6,10 @@ import { DATABASES } from '../support/databases.js';
 import { seedTenant, startTestBroker, tokenRequest, type TestBroker } from '../support/broker.js';
 import { runBin } from '../support/cli.js';
 import { cleanString, normalise } from '../../src/audit/event.js';
+import { tokenEndpointEvent } from '../../src/audit/http.js';
+import { SignJWT } from 'jose';
 
-type Event = { seq: number; type: string; outcome: string; reason: string | null; actor: string | null; scopes: string[]; detail: Record<string, any> | null };
+type Event = { seq: number; type: string; outcome: string; reason: string | null; actor: string | null; scopes: string[]; client_ip: string | null; detail: Record<string, any> | null };
 
 describe('cleanString: what a caller hands the trail is storable and printable', () => {
   it('NUL and other control characters are escaped, never stored raw', () => {
@@ -29,6 +31,18 @@ describe('cleanString: what a caller hands the trail is storable and printable',
     expect(JSON.stringify(n)).not.toContain('\u0000');
     for (const v of [n.actor, n.clientId, n.subject, n.audience, ...n.scopes]) expect(v!.isWellFormed() && !/[\u0000-\u001f]/.test(v!)).toBe(true);
     expect(n.detail).toEqual({ 'k\\u0000': 'v\\u0000', nested: ['\ufffd'] });
+  });
+});
+
+describe('a token in an answer is never unrecorded, even when its grant said nothing about it', () => {
+  it('the event is made from the token\'s own claims', async () => {
+    const token = await new SignJWT({ sub: 'svc', aud: 'https://api.test/', scope: 'a b', jti: 'j-1', client_id: 'svc' })
+      .setProtectedHeader({ alg: 'HS256' }).sign(new Uint8Array(32));
+    const ctx = { status: 200, body: { access_token: token }, state: {}, method: 'POST', ip: '127.0.0.1', path: '/t/acme/token', get: () => '', is: () => false };
+    const event = await tokenEndpointEvent(ctx as never, 'acme', 'token', 1024);
+    expect(event).toMatchObject({ tenantId: 'acme', type: 'token.issued', outcome: 'success', subject: 'svc', jti: 'j-1', scopes: ['a', 'b'], audience: 'https://api.test/', detail: { handler_facts: false } });
+    // Nothing decided (no token, no refusal): no event.
+    expect(await tokenEndpointEvent({ ...ctx, status: 204, body: undefined } as never, 'acme', 'token', 1024)).toBeUndefined();
   });
 });
 
@@ -96,6 +110,29 @@ describe.each(DATABASES)('audit trail hardening (%s)', (kind) => {
       await load;
     }
     expect(reports.filter((r) => !r.ok)).toEqual([]);
+  });
+
+  it('the client IP is the socket\'s: X-Forwarded-For is ignored unless TRUST_PROXY says how many proxies to believe', async () => {
+    const events = await added(() => tokenRequest(b, 'acme', { grant_type: 'client_credentials' }, { basic: [acme.client_id, acme.client_secret!], headers: { 'x-forwarded-for': '6.6.6.6' } }));
+    expect(events[0]!.client_ip).toMatch(/127\.0\.0\.1/);
+    const proxied = await startTestBroker(kind, { TRUST_PROXY: '1' });
+    try {
+      const t = await seedTenant(proxied, 'acme');
+      await tokenRequest(proxied, 'acme', { grant_type: 'client_credentials' }, { basic: [t.client_id, t.client_secret!], headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.7' } });
+      const last = (await proxied.admin('GET', '/tenants/acme/audit?limit=1')).body.events[0];
+      // The one trusted proxy appended the address it saw; what the caller wrote before it is not believed.
+      expect(last).toMatchObject({ type: 'token.issued', client_ip: '203.0.113.7' });
+    } finally {
+      await proxied.close();
+    }
+  });
+
+  it('a CORS preflight at /token decides nothing and records nothing', async () => {
+    const events = await added(async () => {
+      const r = await fetch(`${b.url}/t/acme/token`, { method: 'OPTIONS', headers: { origin: 'https://x.test', 'access-control-request-method': 'POST' } });
+      expect(r.status).toBeLessThan(500);
+    });
+    expect(events).toEqual([]);
   });
 
   it('a token request refused with 413 before the endpoint ran is still one event', async () => {

@@ -9,6 +9,12 @@ describe('configuration', () => {
     expect(c.keysDir).toMatch(/\/keys$/);
     expect(loadConfig({ PORT: '9000' }).publicUrl).toBe('http://localhost:9000');
     expect(loadConfig({ PUBLIC_URL: 'https://auth.example.com/' }).publicUrl).toBe('https://auth.example.com');
+    expect(c.trustProxy).toBe(0);
+  });
+
+  it('TRUST_PROXY is a number of proxy hops, 0 to 10', () => {
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    for (const bad of ['-1', '11', 'yes', '1.5']) expect(() => loadConfig({ TRUST_PROXY: bad }), bad).toThrow(/invalid TRUST_PROXY/);
   });
 
   it('reports one line per problem', () => {
