@@ -167,6 +167,16 @@ describe.each(DATABASES)('audit trail hardening (%s)', (kind) => {
     }
   });
 
+  it('a malformed id in a route is judged after authentication and authorization, never before', async () => {
+    const route = `${b.url}/admin/tenants/acme/clients/%00/disable`;
+    expect((await fetch(route, { method: 'POST' })).status).toBe(401);
+    await seedTenant(b, 'other');
+    const admin = (await b.admin('POST', '/tenants/other/clients', { name: 'other-admin', scopes: ['admin'], resources: ['urn:bulkhead:admin'] })).body;
+    const token = (await tokenRequest(b, 'other', { grant_type: 'client_credentials', resource: 'urn:bulkhead:admin', scope: 'admin' }, { basic: [admin.client_id, admin.client_secret] })).body.access_token;
+    const r = await fetch(route, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect({ status: r.status, body: await r.json() }).toEqual({ status: 404, body: { error: 'not_found', error_description: 'tenant acme not found' } });
+  });
+
   it('changes name what changed: a policy by version, ids and digest; a rate by its value', async () => {
     const policy = await added(() => b.admin('PUT', '/tenants/acme/policy', { policy: '@id("all")\npermit(principal, action, resource);' }));
     expect(policy[0]).toMatchObject({ type: 'policy.set', detail: { version: 1, policy_ids: ['all'], policy_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
