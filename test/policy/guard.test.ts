@@ -3,6 +3,8 @@ import { compilePolicy, InvalidPolicy } from '../../src/policy/compile.js';
 import { preparePolicySet, type PolicyRequest } from '../../src/policy/evaluate.js';
 import { MAX_EXPRESSION_DEPTH, MAX_NESTING, policyShapeProblems } from '../../src/policy/guard.js';
 import { CRASH_SHAPES } from './crash-shapes.js';
+// The bench's tenant policy, the one the `policy` workload measures: realistic, and the guard must pass it.
+import { BENCH_POLICY } from '../../bench/targets/common.mjs';
 
 /**
  * The guard in front of Cedar (src/policy/guard.ts): policy texts deep enough to break the
@@ -105,23 +107,6 @@ describe('guard: the bounds', () => {
 });
 
 describe('guard: realistic policies are untouched', () => {
-  // bench/targets/common.mjs BENCH_POLICY, with its resource.
-  const BENCH_POLICY = `
-@id("services-read")
-permit(principal is Client, action == Action::"issue", resource == Resource::"https://api.bench.test/")
-  when { context.scopes.containsAll(["tickets:read"]) || context.scopes.isEmpty() };
-
-@id("agents-through-delegations")
-permit(principal is Agent, action == Action::"exchange", resource)
-  when { context has delegation && context.actorChain.isEmpty() };
-
-@id("write-needs-dpop")
-@error("invalid_scope")
-forbid(principal, action, resource) when { context.scopes.contains("tickets:write") && !context.dpop };
-
-@id("short-tokens")
-forbid(principal, action, resource) when { context.ttl > 3600 };
-`;
   const TEN_LEVELS = W(
     '((((((((context.scopes.contains("tickets:read") && (context.ttl < 3600 || (context.dpop && [context.ttl].contains(300)))) || !context.dpop))))))) && (principal in context.tenant)',
   );
