@@ -125,34 +125,8 @@ export function normalise(input: AuditInput, time: Date): Omit<AuditRecord, 'seq
   };
 }
 
-/** The bytes an event's hash covers: every stored field but the hash itself, in a fixed order. */
-export function canonicalEvent(e: Omit<AuditRecord, 'hash' | 'prevHash'>): string {
-  return canonicalJson({
-    tenant_id: e.tenantId,
-    seq: e.seq,
-    time: e.time.toISOString(),
-    type: e.type,
-    outcome: e.outcome,
-    reason: e.reason,
-    actor: e.actor,
-    client_id: e.clientId,
-    subject: e.subject,
-    jti: e.jti,
-    scopes: e.scopes,
-    audience: e.audience,
-    request_id: e.requestId,
-    client_ip: e.clientIp,
-    detail: e.detail,
-  });
-}
-
-/** `hash = SHA-256(prev_hash || canonical event)`, hex. */
-export function chainHash(prevHash: string, e: Omit<AuditRecord, 'hash' | 'prevHash'>): string {
-  return createHash('sha256').update(prevHash).update(canonicalEvent(e)).digest('hex');
-}
-
-/** The public (snake_case) shape of an event, as the admin API and `audit tail --json` show it. */
-export function eventToJson(e: AuditRecord) {
+/** An event's stored fields but its links, snake_case: what the hash covers and what the API shows. */
+function eventFields(e: Omit<AuditRecord, 'hash' | 'prevHash'>) {
   return {
     seq: e.seq,
     time: e.time.toISOString(),
@@ -169,7 +143,20 @@ export function eventToJson(e: AuditRecord) {
     request_id: e.requestId,
     client_ip: e.clientIp,
     detail: e.detail,
-    prev_hash: e.prevHash,
-    hash: e.hash,
   };
+}
+
+/** The bytes an event's hash covers: every stored field but the hash itself (keys sorted). */
+export function canonicalEvent(e: Omit<AuditRecord, 'hash' | 'prevHash'>): string {
+  return canonicalJson(eventFields(e));
+}
+
+/** `hash = SHA-256(prev_hash || canonical event)`, hex. */
+export function chainHash(prevHash: string, e: Omit<AuditRecord, 'hash' | 'prevHash'>): string {
+  return createHash('sha256').update(prevHash).update(canonicalEvent(e)).digest('hex');
+}
+
+/** The public (snake_case) shape of an event, as the admin API and `audit tail --json` show it. */
+export function eventToJson(e: AuditRecord) {
+  return { ...eventFields(e), prev_hash: e.prevHash, hash: e.hash };
 }
