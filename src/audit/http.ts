@@ -3,6 +3,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { decodeJwt } from 'jose';
 import { claimedClientId } from '../limits/index.js';
 import { bufferBody } from '../http/body.js';
+import { errorAnswer } from '../http/error-answer.js';
 import type { AuditInput } from './event.js';
 import type { AuditService } from './service.js';
 
@@ -169,18 +170,10 @@ export function unaudited(ctx: ParameterizedContext): void {
   ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
 }
 
-/** How the error serialiser (src/http/app.ts) will answer a thrown error: its status and code. */
-function answerOf(err: unknown): { status: number; body: { error: string; error_description?: string } } {
-  const e = err as { status?: number; error?: unknown; error_description?: unknown; expose?: boolean };
-  const status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 500;
-  const error = typeof e.error === 'string' ? e.error : status >= 500 ? 'server_error' : 'invalid_request';
-  return { status, body: { error, ...(typeof e.error_description === 'string' ? { error_description: e.error_description } : {}) } };
-}
-
 /** Builds an event from the answer a thrown error will become, leaving `ctx` as it was. */
 async function asAnswered<T>(ctx: ParameterizedContext, err: unknown, build: () => T | Promise<T>): Promise<T> {
   const saved = { status: ctx.status, body: ctx.body };
-  const answer = answerOf(err);
+  const answer = errorAnswer(err);
   ctx.status = answer.status;
   ctx.body = answer.body;
   try {
@@ -264,7 +257,7 @@ export function auditAdminChanges(audit: AuditService, adminEventType: (route: s
     try {
       await next();
     } catch (err) {
-      const refused = await asAnswered(ctx, err, () => event(outcomeOf(ctx.status), answerOf(err).body.error));
+      const refused = await asAnswered(ctx, err, () => event(outcomeOf(ctx.status), errorAnswer(err).body.error));
       if (refused) await audit.record(refused).catch(() => {});
       throw err;
     }

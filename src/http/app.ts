@@ -2,12 +2,12 @@ import Koa, { type Middleware } from 'koa';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Services } from '../services.js';
-import { BulkheadError, NotFound } from '../shared/errors.js';
+import { NotFound } from '../shared/errors.js';
+import { errorAnswer } from './error-answer.js';
 import { adminRouter } from '../admin/routes.js';
 import { tokenEndpoints } from '../tokens/endpoints.js';
 import { tenantDispatcher } from '../issuer/dispatcher.js';
 import { pendingMigrations } from '../db/migrator.js';
-import { isDatabaseUnavailable } from '../db/errors.js';
 import { routeClass, type Metrics } from './metrics.js';
 import { policyEngineHealthy } from '../policy/engine.js';
 
@@ -50,28 +50,16 @@ function errors(logger: Logger): Middleware {
     try {
       await next();
     } catch (err) {
+      const answer = errorAnswer(err);
       ctx.set('Cache-Control', 'no-store');
-      if (err instanceof BulkheadError) {
-        ctx.status = err.status;
-        ctx.body = err.toJSON();
-        return;
-      }
-      const e = err as { status?: number; expose?: boolean; message?: string };
-      if (err instanceof URIError || (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose)) {
-        ctx.status = err instanceof URIError ? 400 : e.status!;
-        ctx.body = { error: 'invalid_request', error_description: err instanceof URIError ? 'malformed URL' : String(e.message) };
-        return;
-      }
-      if (isDatabaseUnavailable(err)) {
-        logger.error({ req_id: ctx.state.requestId, err: { message: e.message } }, 'database unavailable');
-        ctx.status = 503;
+      if (answer.failure === 'database') {
+        logger.error({ req_id: ctx.state.requestId, err: { message: (err as Error).message } }, 'database unavailable');
         ctx.set('Retry-After', '5');
-        ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
-        return;
+      } else if (answer.failure === 'unexpected') {
+        logger.error({ req_id: ctx.state.requestId, err }, 'unhandled error');
       }
-      logger.error({ req_id: ctx.state.requestId, err }, 'unhandled error');
-      ctx.status = 500;
-      ctx.body = { error: 'server_error', error_description: 'an unexpected error occurred' };
+      ctx.status = answer.status;
+      ctx.body = answer.body;
     }
   };
 }
