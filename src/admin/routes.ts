@@ -6,6 +6,7 @@ import type { Services } from '../services.js';
 import { readJson } from '../http/body.js';
 import { parseInput } from '../shared/validate.js';
 import { InvalidInput, NotFound } from '../shared/errors.js';
+import { LOOKUP_ID } from '../shared/ids.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../keys/lifecycle.js';
 import { ADMIN_AUDIENCE, ADMIN_SCOPE, authorizeAdmin, requireAdmin, type AdminPrincipal } from './auth.js';
 import { openApiDocument, revokeTokenInput } from './openapi.js';
@@ -74,7 +75,7 @@ export function adminRouter(services: Services, opts: { maxBodyBytes: number }):
   // miss). The tenant is checked first, so the refusal is in that tenant's audit trail.
   for (const param of ['client', 'kid', 'delegation']) {
     router.param(param, async (value, ctx, next) => {
-      if (/^[\x21-\x7e]{1,200}$/.test(value)) return next();
+      if (LOOKUP_ID.test(value)) return next();
       await tenantOf(ctx);
       throw new NotFound(`${param === 'kid' ? 'key' : param} not found`);
     });
