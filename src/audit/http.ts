@@ -2,7 +2,7 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { decodeJwt } from 'jose';
 import { claimedClientId } from '../limits/index.js';
-import { bufferBody } from '../http/body.js';
+import { bufferedForm } from '../http/body.js';
 import { errorAnswer } from '../http/error-answer.js';
 import type { AuditInput } from './event.js';
 import type { AuditService } from './service.js';
@@ -49,7 +49,7 @@ function requestFacts(ctx: ParameterizedContext): Pick<AuditInput, 'requestId' |
 async function formOf(ctx: ParameterizedContext, maxBodyBytes: number): Promise<URLSearchParams | undefined> {
   if (ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return undefined;
   try {
-    return new URLSearchParams((await bufferBody(ctx, maxBodyBytes)).toString('utf8'));
+    return await bufferedForm(ctx, maxBodyBytes);
   } catch {
     return undefined;
   }

@@ -98,6 +98,20 @@ export async function bufferBody(ctx: ParameterizedContext, limit: number): Prom
   return raw;
 }
 
+const forms = new WeakMap<ParameterizedContext, URLSearchParams>();
+
+/**
+ * The request body parsed as `application/x-www-form-urlencoded`, read once (see
+ * {@link bufferBody}) and parsed once per request, for everyone who only looks at it before the
+ * endpoint parses it itself: the rate limiter, the assertion size bound, the audit trail. Read it,
+ * do not change it.
+ */
+export async function bufferedForm(ctx: ParameterizedContext, limit: number): Promise<URLSearchParams> {
+  let form = forms.get(ctx);
+  if (!form) forms.set(ctx, (form = new URLSearchParams((await bufferBody(ctx, limit)).toString('utf8'))));
+  return form;
+}
+
 /**
  * Checks an `application/x-www-form-urlencoded` body ahead of oidc-provider (size, pair count)
  * and hands it on unchanged (see {@link bufferBody}), so oidc-provider parses exactly what was

@@ -3,7 +3,7 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { TENANT_ID } from '../shared/ids.js';
 import { NotFound, PayloadTooLarge } from '../shared/errors.js';
-import { bufferBody, checkFormForProvider } from '../http/body.js';
+import { bufferedForm, checkFormForProvider } from '../http/body.js';
 import { refuseOversizeAssertion } from './client-assertion.js';
 import { publishedKeys } from '../keys/lifecycle.js';
 import type { IssuerRegistry } from './registry.js';
@@ -138,7 +138,7 @@ async function runIssuer(ctx: ParameterizedContext, issuer: IssuerContext, route
     await checkFormForProvider(ctx, maxBodyBytes);
     // oidc-provider would decode a client assertion of any size: the JWT bound comes first.
     try {
-      for (const a of new URLSearchParams((await bufferBody(ctx, maxBodyBytes)).toString('utf8')).getAll('client_assertion')) refuseOversizeAssertion(a);
+      for (const a of (await bufferedForm(ctx, maxBodyBytes)).getAll('client_assertion')) refuseOversizeAssertion(a);
     } catch (err) {
       ctx.set('WWW-Authenticate', `Basic realm="${issuer.issuer}"`);
       throw err;

@@ -3,7 +3,7 @@ import type { ParameterizedContext } from 'koa';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from 'pino';
-import { bufferBody, parseBasicCredentials } from '../http/body.js';
+import { bufferedForm, parseBasicCredentials } from '../http/body.js';
 import { effectiveRps, type RateLimitService } from './overrides.js';
 import { exceedsJwtLength } from '../shared/jwt-size.js';
 
@@ -192,11 +192,6 @@ export function claimedClientId(authorization: string | undefined, form: URLSear
   return undefined;
 }
 
-/** An `application/x-www-form-urlencoded` body, read once and left readable (see `bufferBody`). */
-async function peekForm(ctx: ParameterizedContext, limit: number): Promise<URLSearchParams> {
-  return new URLSearchParams((await bufferBody(ctx, limit)).toString('utf8'));
-}
-
 /**
  * What {@link enforceRateLimits} leaves in `ctx.state.rateLimited` when it answers 429, for the
  * audit trail, which records an event only when `firstInWindow` is true (once per bucket window
@@ -234,7 +229,7 @@ export async function enforceRateLimits(ctx: ParameterizedContext, limits: RateL
   const authorization = ctx.get('authorization') || undefined;
   let clientId = claimedClientId(authorization, undefined);
   if (clientId === undefined && ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
-    clientId = claimedClientId(undefined, await peekForm(ctx, maxBodyBytes));
+    clientId = claimedClientId(undefined, await bufferedForm(ctx, maxBodyBytes));
   }
   const refused = await limits.take(tenantId, clientId);
   if (!refused) return false;
